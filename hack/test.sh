@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every check CI runs, in order: lint, types, layering, generated files, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/bootstrap.sh
+. .venv/bin/activate
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
+
+echo "--- ruff"
+ruff check runtime operator tests hack
+echo "--- mypy"
+mypy
+echo "--- import-linter"
+lint-imports
+if [ -f hack/gen_crds.py ]; then
+  echo "--- CRD drift"
+  python hack/gen_crds.py --check
+fi
+if [ -x hack/testbin.sh ]; then
+  echo "--- test binaries (kube-apiserver, etcd, helm)"
+  JOBQUEUE_TESTBIN=$(hack/testbin.sh | tail -n 1)
+  export JOBQUEUE_TESTBIN
+fi
+echo "--- pytest"
+python -m pytest -q "$@"

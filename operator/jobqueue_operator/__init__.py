@@ -1,0 +1,1 @@
+"""The jobqueue Kubernetes operator (kopf). Run: `kopf run -m jobqueue_operator`."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `jobqueue` CLI, one module each (see jobqueue.cli)."""

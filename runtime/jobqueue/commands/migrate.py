@@ -1,0 +1,34 @@
+"""`jobqueue migrate`: apply pending schema migrations (safe to run twice)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from jobqueue import db
+from jobqueue.db import migrations
+from jobqueue.settings import DatabaseSettings
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("migrate", help=__doc__.split(":", 1)[1].strip())
+    p.set_defaults(func=run)
+
+
+async def migrate(dsn: str) -> list[migrations.Migration]:
+    conn = await db.connect(dsn)
+    try:
+        return await migrations.migrate(conn)
+    finally:
+        await conn.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    applied = asyncio.run(migrate(DatabaseSettings().dsn()))
+    if applied:
+        for m in applied:
+            print(f"applied {m.version:04d}_{m.name}")
+    else:
+        print("schema is up to date")
+    return 0

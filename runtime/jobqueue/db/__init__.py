@@ -1,0 +1,121 @@
+"""The db layer: the only code that holds SQL or imports asyncpg.
+
+Functions take an `Executor` (a pool or a connection) first and keyword-only
+arguments after; the caller owns the transaction. Driver errors become the
+errors of `jobqueue.errors` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import asyncpg
+
+from jobqueue import errors
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Record(Protocol):
+    def __getitem__(self, key: str | int) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def keys(self) -> Any: ...
+
+
+class Executor(Protocol):
+    """What a pool and a connection have in common."""
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str: ...
+    async def fetch(
+        self, query: str, *args: object, timeout: float | None = None
+    ) -> list[Any]: ...
+    async def fetchrow(
+        self, query: str, *args: object, timeout: float | None = None
+    ) -> Any: ...
+    async def fetchval(
+        self, query: str, *args: object, column: int = 0, timeout: float | None = None
+    ) -> Any: ...
+
+
+class Pool(Executor, Protocol):
+    def acquire(self, *, timeout: float | None = None) -> Any: ...
+    async def close(self) -> None: ...
+    def terminate(self) -> None: ...
+    def get_size(self) -> int: ...
+    def get_idle_size(self) -> int: ...
+
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def translate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn driver errors into `jobqueue.errors` at the boundary."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise errors.TenantNotFound(f"unknown tenant: {exc.detail or exc}") from exc
+        except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
+            raise errors.InvalidInput(str(exc)) from exc
+        except _UNAVAILABLE as exc:
+            raise errors.DatabaseUnavailable(
+                f"database unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    return wrapper
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+@translate
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    application_name: str = "jobqueue",
+    statement_cache_size: int = 256,
+    command_timeout: float | None = 60.0,
+) -> Pool:
+    """A pool whose connections decode json/jsonb to Python values.
+
+    statement_cache_size=0 is the setting for PgBouncer in transaction mode.
+    """
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        statement_cache_size=statement_cache_size,
+        command_timeout=command_timeout,
+        server_settings={"application_name": application_name},
+    )
+    assert pool is not None
+    return pool  # type: ignore[no-any-return]
+
+
+@translate
+async def connect(dsn: str, *, application_name: str = "jobqueue") -> Any:
+    """One connection (LISTEN, migrations, leader locks). Caller closes it."""
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+    await _init_connection(conn)
+    return conn

@@ -1,0 +1,208 @@
+"""Jobs as clients see them: submit, read, list, cancel, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jobqueue import errors
+from jobqueue.db import Executor, Record, queries, rows, translate
+from jobqueue.idempotency import fingerprint
+from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
+
+Q = queries.load("jobs")
+
+
+def _check_replay(existing: Job, existing_fp: str | None, new: NewJob, new_fp: str) -> Submitted:
+    if existing_fp != new_fp:
+        assert new.idempotency_key is not None
+        raise errors.IdempotencyConflict(new.idempotency_key, existing.id)
+    return Submitted(job=existing, replayed=True)
+
+
+@translate
+async def submit(
+    conn: Executor, *, tenant_id: TenantId, job: NewJob, max_queued: int | None = None
+) -> Submitted:
+    """Submit one job, exactly once per (tenant, idempotency key).
+
+    Same key and same request: the existing job, `replayed=True`. Same key,
+    different request: IdempotencyConflict. `max_queued`, when given, refuses
+    a new job while the tenant's backlog is full (a soft limit: concurrent
+    submits may pass it by their number).
+    """
+    fp = fingerprint(job)
+    if max_queued is not None and await conn.fetchval(Q["backlog_at_least"], tenant_id, max_queued):
+        # A replay of an accepted request is still answered when the backlog is full.
+        if job.idempotency_key is not None:
+            found = await conn.fetch(Q["find_by_keys"], tenant_id, [job.idempotency_key])
+            if found:
+                return _check_replay(
+                    rows.job(found[0]), found[0]["request_fingerprint"], job, fp
+                )
+        raise errors.QuotaExceeded(
+            f"tenant {tenant_id} already has {max_queued} queued jobs", retry_after=5.0
+        )
+    args = (
+        tenant_id,
+        job.queue,
+        job.type,
+        job.data,
+        int(job.priority),
+        job.max_attempts,
+        job.timeout_seconds,
+        job.idempotency_key,
+        fp,
+        job.run_at,
+        job.trace_context,
+    )
+    for _ in range(3):
+        r = await conn.fetchrow(Q["submit"], *args)
+        if r is None:
+            # The key's first insert committed after this statement's
+            # snapshot was taken; a new statement sees it.
+            continue
+        if r["inserted"]:
+            return Submitted(job=rows.job(r), replayed=False)
+        return _check_replay(rows.job(r), r["request_fingerprint"], job, fp)
+    raise errors.DatabaseUnavailable("idempotent submit did not settle after 3 tries")
+
+
+@translate
+async def submit_many(
+    conn: Executor, *, tenant_id: TenantId, jobs: Sequence[NewJob]
+) -> list[Submitted | errors.IdempotencyConflict]:
+    """Submit a batch in one statement; one result per input, in order.
+
+    Items whose key was used before (or earlier in the same batch) come back
+    as replays, or as an IdempotencyConflict in their slot; the others are
+    inserted. The caller's transaction decides whether it is all-or-nothing.
+    """
+    if not jobs:
+        return []
+    fps = [fingerprint(j) for j in jobs]
+    inserted = await conn.fetch(
+        Q["submit_many"],
+        tenant_id,
+        [j.queue for j in jobs],
+        [j.type for j in jobs],
+        [j.data for j in jobs],
+        [int(j.priority) for j in jobs],
+        [j.max_attempts for j in jobs],
+        [j.timeout_seconds for j in jobs],
+        [j.idempotency_key for j in jobs],
+        fps,
+        [j.run_at for j in jobs],
+        [j.trace_context for j in jobs],
+    )
+    out: list[Submitted | errors.IdempotencyConflict | None] = [None] * len(jobs)
+    new_by_key: dict[str, Record] = {}
+    keyless = iter([r for r in inserted if r["idempotency_key"] is None])
+    for r in inserted:
+        if r["idempotency_key"] is not None:
+            new_by_key[r["idempotency_key"]] = r
+    for i, j in enumerate(jobs):
+        if j.idempotency_key is None:
+            out[i] = Submitted(job=rows.job(next(keyless)), replayed=False)
+    missing = [j.idempotency_key for j in jobs if j.idempotency_key is not None]
+    existing: dict[str, Record] = {}
+    lookups = [k for k in missing if k not in new_by_key]
+    if lookups:
+        for _ in range(3):
+            existing = {
+                r["idempotency_key"]: r
+                for r in await conn.fetch(Q["find_by_keys"], tenant_id, lookups)
+            }
+            if len(existing) == len(set(lookups)):
+                break
+    first_use: set[str] = set()
+    for i, j in enumerate(jobs):
+        key = j.idempotency_key
+        if key is None:
+            continue
+        if key in new_by_key and key not in first_use:
+            first_use.add(key)
+            out[i] = Submitted(job=rows.job(new_by_key[key]), replayed=False)
+            continue
+        r = new_by_key.get(key) or existing.get(key)
+        if r is None:
+            raise errors.DatabaseUnavailable(f"idempotency key {key!r} did not settle")
+        try:
+            out[i] = _check_replay(rows.job(r), r["request_fingerprint"], j, fps[i])
+        except errors.IdempotencyConflict as exc:
+            out[i] = exc
+    return [o for o in out if o is not None]
+
+
+@translate
+async def get(conn: Executor, *, job_id: JobId, tenant_id: TenantId | None = None) -> Job:
+    """The job, if it exists and (when `tenant_id` is given) is that tenant's."""
+    r = await conn.fetchrow(Q["get"], job_id, tenant_id)
+    if r is None:
+        raise errors.JobNotFound(f"job {job_id} not found")
+    return rows.job(r)
+
+
+@translate
+async def list_jobs(
+    conn: Executor,
+    *,
+    tenant_id: TenantId | None,
+    status: JobStatus | None = None,
+    queue: str | None = None,
+    type: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> Page:
+    """Newest first, in a stable order; `total` counts every match."""
+    if page < 1 or not 1 <= page_size <= 1000:
+        raise errors.InvalidInput("page must be >= 1 and page_size between 1 and 1000")
+    found = await conn.fetch(
+        Q["list"],
+        tenant_id,
+        status.value if status else None,
+        queue,
+        type,
+        page_size,
+        (page - 1) * page_size,
+    )
+    total = found[0]["total"] if found else 0
+    if not found and page > 1:
+        # Past the end: still report the total, so clients can page back.
+        probe = await conn.fetch(
+            Q["list"], tenant_id, status.value if status else None, queue, type, 1, 0
+        )
+        total = probe[0]["total"] if probe else 0
+    return Page(
+        jobs=[rows.job(r) for r in found],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@translate
+async def cancel(conn: Executor, *, job_id: JobId, tenant_id: TenantId | None = None) -> Job:
+    """queued|leased|running -> cancelled. A worker holding it loses its lease."""
+    r = await conn.fetchrow(Q["cancel"], job_id, tenant_id)
+    if r is None:
+        current = await get(conn, job_id=job_id, tenant_id=tenant_id)
+        raise errors.InvalidTransition(f"job {job_id} is {current.status}; it cannot be cancelled")
+    return rows.job(r)
+
+
+@translate
+async def retry(
+    conn: Executor,
+    *,
+    job_id: JobId,
+    tenant_id: TenantId | None = None,
+    reset_attempts: bool = False,
+) -> Job:
+    """dlq|cancelled -> queued, now. Without a reset the job gets one more attempt."""
+    r = await conn.fetchrow(Q["retry"], job_id, tenant_id, reset_attempts)
+    if r is None:
+        current = await get(conn, job_id=job_id, tenant_id=tenant_id)
+        raise errors.InvalidTransition(
+            f"job {job_id} is {current.status}; only dlq or cancelled jobs can be retried"
+        )
+    return rows.job(r)

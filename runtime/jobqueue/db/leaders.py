@@ -1,0 +1,41 @@
+"""Leader election on a row with an expiry, on the database clock.
+
+No session state (advisory locks die with PgBouncer's transaction mode):
+the holder extends its row before it expires; anyone may take an expired
+row. A holder that cannot renew in time must stop acting as leader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from jobqueue.db import Executor, queries, translate
+
+Q = queries.load("leaders")
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    holder: str
+    expires_at: datetime
+    transitions: int
+
+
+@translate
+async def acquire_or_renew(
+    conn: Executor, *, name: str, candidate: str, lease_seconds: float
+) -> Leadership:
+    r = await conn.fetchrow(Q["acquire_or_renew"], name, candidate, lease_seconds)
+    return Leadership(r["holder"], r["expires_at"], r["transitions"])
+
+
+@translate
+async def release(conn: Executor, *, name: str, candidate: str) -> bool:
+    return await conn.fetchval(Q["release"], name, candidate) is not None
+
+
+@translate
+async def get(conn: Executor, *, name: str) -> Leadership | None:
+    r = await conn.fetchrow(Q["get"], name)
+    return Leadership(r["holder"], r["expires_at"], r["transitions"]) if r else None

@@ -1,0 +1,87 @@
+"""A worker's side of a job: lease, start, heartbeat, ack, fail, release.
+
+Every call after the lease names (job id, lease token) and its allowed
+source states. A stale token changes nothing; the functions return what
+they did change, so the caller can tell a lost lease from a done one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jobqueue.db import Executor, queries, rows, translate
+from jobqueue.models import JSON, JobId, Lease, LeaseToken, Transition, WorkerId
+
+Q = queries.load("leases")
+
+
+@translate
+async def lease(
+    conn: Executor, *, queue: str, worker_id: WorkerId, limit: int, lease_seconds: float
+) -> list[Lease]:
+    """Up to `limit` jobs of `queue`, fairly across tenants, within their quotas."""
+    found = await conn.fetch(Q["lease"], queue, worker_id, limit, lease_seconds)
+    leases = [Lease(rows.job(r)) for r in found]
+    leases.sort(key=lambda lease: (-lease.job.priority, lease.job.scheduled_at, lease.job.seq))
+    return leases
+
+
+def _ids_tokens(held: Sequence[tuple[JobId, LeaseToken]]) -> tuple[list[JobId], list[LeaseToken]]:
+    return [h[0] for h in held], [h[1] for h in held]
+
+
+@translate
+async def start(conn: Executor, *, held: Sequence[tuple[JobId, LeaseToken]]) -> set[JobId]:
+    """leased -> running. Returns the ids whose lease was still valid."""
+    ids, tokens = _ids_tokens(held)
+    return {JobId(r["id"]) for r in await conn.fetch(Q["start"], ids, tokens)}
+
+
+@translate
+async def heartbeat(
+    conn: Executor, *, held: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
+) -> set[JobId]:
+    """Extend all given leases in one statement; returns those still held."""
+    if not held:
+        return set()
+    ids, tokens = _ids_tokens(held)
+    found = await conn.fetch(Q["heartbeat"], ids, tokens, lease_seconds)
+    return {JobId(r["id"]) for r in found}
+
+
+@translate
+async def ack(
+    conn: Executor, *, done: Sequence[tuple[JobId, LeaseToken, JSON]]
+) -> list[Transition]:
+    """-> succeeded, for a batch. Missing from the result: lease lost."""
+    if not done:
+        return []
+    found = await conn.fetch(
+        Q["ack"], [d[0] for d in done], [d[1] for d in done], [d[2] for d in done]
+    )
+    return [rows.transition(r) for r in found]
+
+
+@translate
+async def fail(
+    conn: Executor,
+    *,
+    job_id: JobId,
+    token: LeaseToken,
+    error: str,
+    retry_in_seconds: float,
+    permanent: bool = False,
+) -> Transition | None:
+    """-> queued after `retry_in_seconds` (from the database clock), or -> dlq
+    when attempts are exhausted or `permanent`. None: the lease was lost."""
+    r = await conn.fetchrow(Q["fail"], job_id, token, error[:4000], retry_in_seconds, permanent)
+    return rows.transition(r) if r else None
+
+
+@translate
+async def release(conn: Executor, *, held: Sequence[tuple[JobId, LeaseToken]]) -> set[JobId]:
+    """-> queued without burning the attempt (graceful stop)."""
+    if not held:
+        return set()
+    ids, tokens = _ids_tokens(held)
+    return {JobId(r["id"]) for r in await conn.fetch(Q["release"], ids, tokens)}

@@ -1,0 +1,69 @@
+"""Rows to records. Kept apart so every aggregate builds a Job the same way."""
+
+from __future__ import annotations
+
+from jobqueue.db import Record
+from jobqueue.models import (
+    Job,
+    JobId,
+    JobStatus,
+    LeaseToken,
+    Priority,
+    Tenant,
+    TenantId,
+    Transition,
+    WorkerId,
+)
+
+
+def job(r: Record) -> Job:
+    return Job(
+        id=JobId(r["id"]),
+        tenant_id=TenantId(r["tenant_id"]),
+        queue=r["queue"],
+        type=r["type"],
+        data=r["payload"],
+        status=JobStatus(r["status"]),
+        priority=Priority(r["priority"]),
+        attempt=r["attempt"],
+        max_attempts=r["max_attempts"],
+        timeout_seconds=r["timeout_seconds"],
+        idempotency_key=r["idempotency_key"],
+        lease_owner=WorkerId(r["lease_owner"]) if r["lease_owner"] else None,
+        lease_token=LeaseToken(r["lease_token"]) if r["lease_token"] else None,
+        lease_expires_at=r["lease_expires_at"],
+        scheduled_at=r["scheduled_at"],
+        created_at=r["created_at"],
+        leased_at=r["leased_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+        updated_at=r["updated_at"],
+        last_error=r["last_error"],
+        errors=r["errors"],
+        result=r["result"],
+        trace_context=r["trace_context"],
+        seq=r["seq"],
+    )
+
+
+def transition(r: Record) -> Transition:
+    return Transition(
+        job_id=JobId(r["id"]),
+        tenant_id=TenantId(r["tenant_id"]),
+        status=JobStatus(r["status"]),
+        attempt=r["attempt"],
+    )
+
+
+def tenant(r: Record) -> Tenant:
+    return Tenant(
+        id=TenantId(r["id"]),
+        enabled=r["enabled"],
+        max_concurrent=r["max_concurrent"],
+        rate_per_minute=r["rate_per_minute"],
+        rate_burst=r["rate_burst"],
+        weight=r["weight"],
+        max_queued=r["max_queued"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )

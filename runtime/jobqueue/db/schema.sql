@@ -1,0 +1,261 @@
+-- The whole current schema in one file, for reading and for the test that
+-- the migrations produce exactly this. Keep it in step with versions/.
+-- The jobs table is the hot table: every lease, heartbeat and completion
+-- updates it. fillfactor leaves room for HOT updates, and autovacuum is
+-- tuned so dead rows from a busy queue are cleared within seconds, not
+-- after 20% of the table has churned (the default).
+
+CREATE TYPE job_status AS ENUM (
+    'queued', 'leased', 'running', 'succeeded', 'dlq', 'cancelled'
+);
+
+CREATE TABLE tenants (
+    id              text PRIMARY KEY
+                    CHECK (id ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+    enabled         boolean NOT NULL DEFAULT true,
+    max_concurrent  integer NOT NULL DEFAULT 100 CHECK (max_concurrent > 0),
+    rate_per_minute integer NOT NULL DEFAULT 6000 CHECK (rate_per_minute > 0),
+    rate_burst      integer NOT NULL DEFAULT 1000 CHECK (rate_burst > 0),
+    weight          integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000),
+    max_queued      integer NOT NULL DEFAULT 1000000 CHECK (max_queued > 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- API keys are random 256-bit tokens, so a SHA-256 digest is enough: there
+-- is nothing to brute-force that a slow hash would protect.
+CREATE TABLE api_keys (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id   text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name        text NOT NULL DEFAULT 'default',
+    key_hash    text NOT NULL UNIQUE,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant_id) WHERE revoked_at IS NULL;
+
+-- GCRA state: the theoretical arrival time of the next request. One row per
+-- tenant, so the limit holds across any number of API replicas.
+CREATE TABLE rate_limits (
+    tenant_id text PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    tat       timestamptz NOT NULL
+) WITH (fillfactor = 50);
+
+-- Start-time fair queueing between tenants of one queue: the queue's virtual
+-- clock and each tenant's finish tag. Leasing locks the queue row, which
+-- also serialises leasers of one queue so tenant quotas hold under races.
+CREATE TABLE queues (
+    name        text PRIMARY KEY,
+    vclock      double precision NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 50);
+
+CREATE TABLE fair_share (
+    queue       text NOT NULL REFERENCES queues (name) ON DELETE CASCADE,
+    tenant_id   text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    finish_tag  double precision NOT NULL,
+    PRIMARY KEY (queue, tenant_id)
+) WITH (fillfactor = 50);
+
+CREATE TABLE jobs (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    -- FIFO tie-break: uuids carry no order, and a batch shares one now().
+    seq                 bigint GENERATED ALWAYS AS IDENTITY,
+    tenant_id           text NOT NULL REFERENCES tenants (id),
+    queue               text NOT NULL CHECK (length(queue) BETWEEN 1 AND 63),
+    type                text NOT NULL CHECK (length(type) BETWEEN 1 AND 200),
+    payload             jsonb NOT NULL DEFAULT '{}',
+    status              job_status NOT NULL DEFAULT 'queued',
+    -- 0 low, 1 normal, 2 high, 3 critical
+    priority            smallint NOT NULL DEFAULT 1 CHECK (priority BETWEEN 0 AND 3),
+    attempt             integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    max_attempts        integer NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 1000),
+    timeout_seconds     integer NOT NULL DEFAULT 300 CHECK (timeout_seconds BETWEEN 1 AND 86400),
+    idempotency_key     text CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+    request_fingerprint text,
+    lease_owner         text,
+    lease_token         uuid,
+    lease_expires_at    timestamptz,
+    scheduled_at        timestamptz NOT NULL DEFAULT now(),
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    leased_at           timestamptz,
+    started_at          timestamptz,
+    finished_at         timestamptz,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    last_error          text,
+    errors              jsonb NOT NULL DEFAULT '[]',
+    result              jsonb,
+    trace_context       jsonb,
+    CONSTRAINT jobs_idempotency UNIQUE (tenant_id, idempotency_key),
+    CONSTRAINT jobs_lease_consistent CHECK (
+        (status IN ('leased', 'running')) = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)
+    )
+) WITH (
+    fillfactor = 70,
+    autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_cost_delay = 0
+);
+
+-- The lease path reads only this index: queued jobs, in the order they are
+-- served. Finished jobs never enter it, so history does not slow leasing.
+CREATE INDEX jobs_ready ON jobs (tenant_id, queue, priority DESC, scheduled_at, seq)
+    WHERE status = 'queued';
+-- Both small: bounded by the total concurrency of the workers.
+CREATE INDEX jobs_active_tenant ON jobs (tenant_id) WHERE status IN ('leased', 'running');
+CREATE INDEX jobs_active_expiry ON jobs (lease_expires_at) WHERE status IN ('leased', 'running');
+CREATE INDEX jobs_dlq ON jobs (tenant_id, queue) WHERE status = 'dlq';
+CREATE INDEX jobs_finished ON jobs (finished_at)
+    WHERE status IN ('succeeded', 'dlq', 'cancelled');
+CREATE INDEX jobs_tenant_recent ON jobs (tenant_id, created_at DESC, seq DESC);
+
+-- Leader election without session state (PgBouncer-safe): a row with an
+-- expiry that only its holder may extend.
+CREATE TABLE leaders (
+    name         text PRIMARY KEY,
+    holder       text NOT NULL,
+    acquired_at  timestamptz NOT NULL DEFAULT now(),
+    renewed_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    transitions  integer NOT NULL DEFAULT 0
+);
+
+-- Job state changes for live watchers (WebSocket), one notification per
+-- statement rather than per row: NOTIFY takes a global lock at commit.
+-- Payload: a JSON array of [job id, tenant id, status], chunked under the
+-- 8000-byte NOTIFY limit.
+CREATE FUNCTION jobqueue_notify_events() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    chunk jsonb;
+BEGIN
+    IF current_setting('jobqueue.events', true) = 'off' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        FOR chunk IN
+            SELECT jsonb_agg(jsonb_build_array(n.id, n.tenant_id, n.status, n.queue))
+              FROM (SELECT n.*, (row_number() OVER ()) / 80 AS grp FROM new_rows n) n
+             GROUP BY n.grp
+        LOOP
+            PERFORM pg_notify('jobqueue_events', chunk::text);
+        END LOOP;
+    ELSE
+        FOR chunk IN
+            SELECT jsonb_agg(jsonb_build_array(n.id, n.tenant_id, n.status, n.queue))
+              FROM (SELECT n.*, (row_number() OVER ()) / 80 AS grp
+                      FROM new_rows n JOIN old_rows o ON o.id = n.id
+                     WHERE o.status IS DISTINCT FROM n.status) n
+             GROUP BY n.grp
+        LOOP
+            PERFORM pg_notify('jobqueue_events', chunk::text);
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER jobs_events_insert AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_notify_events();
+CREATE TRIGGER jobs_events_update AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_notify_events();
+
+-- Lease up to p_limit ready jobs of one queue for one worker, in one call.
+--
+-- 1. Lock the queue row: leasers of one queue take turns, so the virtual
+--    clock and the tenant quotas are read and written by one at a time.
+-- 2. Lock every tenant with ready work here, in id order (no deadlock with
+--    leasers of other queues that share tenants).
+-- 3. In a new statement (READ COMMITTED gives it a fresh snapshot, after
+--    the locks) count each tenant's active jobs, so max_concurrent holds
+--    exactly: there is no count-then-lease race.
+-- 4. Serve tenants by start-time fair queueing (weights), each tenant's jobs
+--    by priority then FIFO, skipping rows another leaser holds.
+CREATE FUNCTION jobqueue_lease(
+    p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision
+) RETURNS SETOF jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_clock double precision;
+BEGIN
+    IF p_limit <= 0 THEN
+        RETURN;
+    END IF;
+    SELECT q.vclock INTO v_clock FROM queues q WHERE q.name = p_queue FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT DO NOTHING;
+        SELECT q.vclock INTO v_clock FROM queues q WHERE q.name = p_queue FOR UPDATE;
+    END IF;
+
+    PERFORM 1 FROM tenants t
+     WHERE t.enabled
+       AND EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.tenant_id = t.id AND j.queue = p_queue
+                      AND j.status = 'queued' AND j.scheduled_at <= now())
+     ORDER BY t.id
+       FOR UPDATE OF t;
+
+    RETURN QUERY
+    WITH cand AS (
+        SELECT t.id AS tenant_id,
+               t.weight::double precision AS weight,
+               t.max_concurrent - (SELECT count(*) FROM jobs a
+                                    WHERE a.tenant_id = t.id
+                                      AND a.status IN ('leased', 'running')) AS free,
+               greatest(coalesce(f.finish_tag, 0), v_clock) AS start_tag
+          FROM tenants t
+          LEFT JOIN fair_share f ON f.queue = p_queue AND f.tenant_id = t.id
+         WHERE t.enabled
+           AND EXISTS (SELECT 1 FROM jobs j
+                        WHERE j.tenant_id = t.id AND j.queue = p_queue
+                          AND j.status = 'queued' AND j.scheduled_at <= now())
+    ),
+    picks AS (
+        SELECT j.id, c.tenant_id, c.weight,
+               c.start_tag + (row_number() OVER (
+                   PARTITION BY c.tenant_id
+                   ORDER BY j.priority DESC, j.scheduled_at, j.seq) - 1) / c.weight AS tag
+          FROM cand c
+         CROSS JOIN LATERAL (
+               SELECT r.id, r.priority, r.scheduled_at, r.seq
+                 FROM jobs r
+                WHERE r.tenant_id = c.tenant_id AND r.queue = p_queue
+                  AND r.status = 'queued' AND r.scheduled_at <= now()
+                ORDER BY r.priority DESC, r.scheduled_at, r.seq
+                LIMIT least(c.free, p_limit)
+                  FOR UPDATE SKIP LOCKED) j
+         WHERE c.free > 0
+    ),
+    chosen AS (
+        SELECT * FROM picks ORDER BY tag, tenant_id LIMIT p_limit
+    ),
+    done AS (
+        UPDATE jobs
+           SET status = 'leased',
+               attempt = jobs.attempt + 1,
+               lease_owner = p_worker,
+               lease_token = gen_random_uuid(),
+               lease_expires_at = now() + make_interval(secs => p_lease_seconds),
+               leased_at = now(),
+               updated_at = now()
+          FROM chosen
+         WHERE jobs.id = chosen.id
+        RETURNING jobs.*
+    ),
+    finish AS (
+        INSERT INTO fair_share AS f (queue, tenant_id, finish_tag)
+        SELECT p_queue, c.tenant_id, max(c.tag) + 1 / min(c.weight)
+          FROM chosen c GROUP BY c.tenant_id
+        ON CONFLICT (queue, tenant_id) DO UPDATE SET finish_tag = excluded.finish_tag
+    ),
+    clock AS (
+        UPDATE queues SET vclock = (SELECT max(tag) FROM chosen)
+         WHERE name = p_queue AND EXISTS (SELECT 1 FROM chosen)
+    )
+    SELECT * FROM done;
+END;
+$$;

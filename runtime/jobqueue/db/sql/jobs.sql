@@ -1,0 +1,73 @@
+-- name: submit
+-- Insert one job, or find the one already submitted with this key.
+-- ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to
+-- commit; the fallback SELECT may then still miss it (its snapshot is older),
+-- so the caller retries once on an empty result.
+WITH ins AS (
+    INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
+                      timeout_seconds, idempotency_key, request_fingerprint,
+                      scheduled_at, trace_context)
+    VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, coalesce($10, now()), $11::jsonb)
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING *
+)
+SELECT true AS inserted, * FROM ins
+UNION ALL
+SELECT false AS inserted, j.* FROM jobs j
+ WHERE j.tenant_id = $1 AND j.idempotency_key = $8 AND NOT EXISTS (SELECT 1 FROM ins);
+
+-- name: submit_many
+-- One statement for a whole batch. Rows whose key already exists come back
+-- through find_by_keys. Returns the inserted rows with their input ordinal.
+INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
+                  timeout_seconds, idempotency_key, request_fingerprint,
+                  scheduled_at, trace_context)
+SELECT $1, b.queue, b.type, b.payload, b.priority, b.max_attempts, b.timeout_seconds,
+       b.idempotency_key, b.fingerprint, coalesce(b.scheduled_at, now()), b.trace_context
+  FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::smallint[], $6::integer[],
+              $7::integer[], $8::text[], $9::text[], $10::timestamptz[], $11::jsonb[])
+       WITH ORDINALITY AS b(queue, type, payload, priority, max_attempts, timeout_seconds,
+                            idempotency_key, fingerprint, scheduled_at, trace_context, ord)
+ ORDER BY b.ord
+ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: find_by_keys
+SELECT * FROM jobs WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]);
+
+-- name: backlog_at_least
+-- True when the tenant already has $2 or more queued jobs. Stops counting
+-- at the limit, so a deep backlog costs at most $2 index entries.
+SELECT count(*) >= $2 AS full
+  FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 AND status = 'queued' LIMIT $2) q;
+
+-- name: get
+SELECT * FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
+
+-- name: list
+SELECT *, count(*) OVER () AS total
+  FROM jobs
+ WHERE ($1::text IS NULL OR tenant_id = $1)
+   AND ($2::job_status IS NULL OR status = $2)
+   AND ($3::text IS NULL OR queue = $3)
+   AND ($4::text IS NULL OR type = $4)
+ ORDER BY created_at DESC, seq DESC
+ LIMIT $5 OFFSET $6;
+
+-- name: cancel
+UPDATE jobs
+   SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL,
+       finished_at = now(), updated_at = now()
+ WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
+   AND status IN ('queued', 'leased', 'running')
+RETURNING *;
+
+-- name: retry
+-- From dlq or cancelled only. Without a reset the job gets one more attempt.
+UPDATE jobs
+   SET status = 'queued', scheduled_at = now(), finished_at = NULL, result = NULL,
+       attempt = CASE WHEN $3 THEN 0 ELSE least(attempt, max_attempts - 1) END,
+       updated_at = now()
+ WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
+   AND status IN ('dlq', 'cancelled')
+RETURNING *;

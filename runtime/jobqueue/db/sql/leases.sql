@@ -1,0 +1,56 @@
+-- name: lease
+-- See jobqueue_lease() in the migrations: fairness, quotas, priority, FIFO.
+SELECT * FROM jobqueue_lease($1, $2, $3, $4);
+
+-- name: start
+-- leased -> running, fenced by the lease token.
+UPDATE jobs SET status = 'running', started_at = now(), updated_at = now()
+  FROM unnest($1::uuid[], $2::uuid[]) AS s(id, token)
+ WHERE jobs.id = s.id AND jobs.lease_token = s.token AND jobs.status = 'leased'
+RETURNING jobs.id;
+
+-- name: heartbeat
+-- Extend every lease a worker still holds; ids missing from the result are
+-- leases it has lost.
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+  FROM unnest($1::uuid[], $2::uuid[]) AS h(id, token)
+ WHERE jobs.id = h.id AND jobs.lease_token = h.token
+   AND jobs.status IN ('leased', 'running')
+RETURNING jobs.id;
+
+-- name: ack
+UPDATE jobs
+   SET status = 'succeeded', result = a.result, finished_at = now(), updated_at = now(),
+       lease_token = NULL, lease_expires_at = NULL
+  FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS a(id, token, result)
+ WHERE jobs.id = a.id AND jobs.lease_token = a.token
+   AND jobs.status IN ('leased', 'running')
+RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
+
+-- name: fail
+-- Retry after $4 seconds of backoff from the database clock, or to the DLQ
+-- when attempts are exhausted or the error is permanent ($5).
+UPDATE jobs
+   SET status = CASE WHEN $5 OR attempt >= max_attempts THEN 'dlq'::job_status
+                     ELSE 'queued'::job_status END,
+       scheduled_at = CASE WHEN $5 OR attempt >= max_attempts THEN scheduled_at
+                           ELSE now() + make_interval(secs => $4) END,
+       finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
+       last_error = $3,
+       -- keep the last 20 errors
+       errors = CASE WHEN jsonb_array_length(errors) >= 20 THEN errors - 0 ELSE errors END
+                || jsonb_build_array(jsonb_build_object(
+                       'attempt', attempt, 'error', $3, 'at', now(), 'worker', lease_owner)),
+       lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+ WHERE id = $1 AND lease_token = $2 AND status IN ('leased', 'running')
+RETURNING id, tenant_id, status, attempt;
+
+-- name: release
+-- Graceful stop: back to the queue without burning the attempt.
+UPDATE jobs
+   SET status = 'queued', attempt = greatest(attempt - 1, 0),
+       lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = now()
+  FROM unnest($1::uuid[], $2::uuid[]) AS r(id, token)
+ WHERE jobs.id = r.id AND jobs.lease_token = r.token
+   AND jobs.status IN ('leased', 'running')
+RETURNING jobs.id;

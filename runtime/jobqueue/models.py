@@ -1,0 +1,170 @@
+"""Plain data the whole runtime shares: ids, job states and records.
+
+Pure: no I/O. The db layer builds these from rows; the API turns them into
+its response schemas.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NewType
+
+JobId = NewType("JobId", uuid.UUID)
+LeaseToken = NewType("LeaseToken", uuid.UUID)
+TenantId = NewType("TenantId", str)
+WorkerId = NewType("WorkerId", str)
+
+JSON = Any  # a value that json.dumps accepts
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    LEASED = "leased"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DLQ = "dlq"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.DLQ, JobStatus.CANCELLED)
+
+
+class Priority(enum.IntEnum):
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+    CRITICAL = 3
+
+    @classmethod
+    def parse(cls, value: str | int) -> Priority:
+        if isinstance(value, int):
+            return cls(value)
+        try:
+            return cls[value.upper()]
+        except KeyError:
+            raise ValueError(
+                f"unknown priority {value!r}; expected one of "
+                + ", ".join(p.name.lower() for p in cls)
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a client asks for. Defaults match the column defaults."""
+
+    type: str
+    data: JSON = field(default_factory=dict)
+    queue: str = "default"
+    priority: Priority = Priority.NORMAL
+    max_attempts: int = 5
+    timeout_seconds: int = 300
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    trace_context: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: JobId
+    tenant_id: TenantId
+    queue: str
+    type: str
+    data: JSON
+    status: JobStatus
+    priority: Priority
+    attempt: int
+    max_attempts: int
+    timeout_seconds: int
+    idempotency_key: str | None
+    lease_owner: WorkerId | None
+    lease_token: LeaseToken | None
+    lease_expires_at: datetime | None
+    scheduled_at: datetime
+    created_at: datetime
+    leased_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    last_error: str | None
+    errors: list[dict[str, JSON]]
+    result: JSON
+    trace_context: dict[str, str] | None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A submission's outcome: the job, and whether it already existed."""
+
+    job: Job
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A job as a worker holds it. (job_id, token) fences every later call."""
+
+    job: Job
+
+    @property
+    def job_id(self) -> JobId:
+        return self.job.id
+
+    @property
+    def token(self) -> LeaseToken:
+        assert self.job.lease_token is not None
+        return self.job.lease_token
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One row a fenced update changed."""
+
+    job_id: JobId
+    tenant_id: TenantId
+    status: JobStatus
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: TenantId
+    enabled: bool
+    max_concurrent: int
+    rate_per_minute: int
+    rate_burst: int
+    weight: int
+    max_queued: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TenantQuotas:
+    enabled: bool = True
+    max_concurrent: int = 100
+    rate_per_minute: int = 6000
+    rate_burst: int = 1000
+    weight: int = 1
+    max_queued: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DepthRow:
+    tenant_id: TenantId
+    queue: str
+    status: JobStatus
+    jobs: int
+    oldest_ready_age_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    jobs: list[Job]
+    total: int
+    page: int
+    page_size: int

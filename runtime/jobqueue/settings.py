@@ -1,0 +1,63 @@
+"""Settings, grouped by component, built once at start-up and passed down.
+
+Every field reads from JOBQUEUE_<GROUP>_<FIELD> (DATABASE_URL also works for
+the database URL). Defaults say why they are what they are.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_DATABASE_")
+
+    url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JOBQUEUE_DATABASE_URL", "DATABASE_URL"),
+        description="postgresql://… ; unset under `jobqueue dev` starts an embedded server",
+    )
+    pool_min: int = Field(1, ge=0, description="one warm connection answers the first request")
+    pool_max: int = Field(10, ge=1, description="enough for a worker's fetch, heartbeat, acks")
+    # 0 disables asyncpg's prepared-statement cache: needed behind PgBouncer
+    # in transaction mode.
+    statement_cache_size: int = Field(256, ge=0)
+    # PgBouncer in transaction mode breaks LISTEN: poll only.
+    listen: bool = True
+
+    def dsn(self) -> str:
+        if self.url is None:
+            raise ValueError("no database configured: set DATABASE_URL or JOBQUEUE_DATABASE_URL")
+        return self.url.get_secret_value()
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_WORKER_")
+
+    queue: str = "default"
+    concurrency: int = Field(10, ge=1, le=10_000)
+    handlers: str = Field("", description="comma-separated modules to import for @handler")
+    # Long enough to ride out a GC pause or a slow network; short enough
+    # that a crashed worker's jobs come back within half a minute.
+    lease_seconds: float = Field(30.0, gt=1)
+    # At most a third of the lease: two heartbeats may fail before it expires.
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    # Fallback when no NOTIFY arrives (or LISTEN is off).
+    poll_seconds: float = Field(1.0, gt=0)
+    grace_seconds: float = Field(25.0, ge=0, description="SIGTERM: time for in-flight jobs")
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_cap_seconds: float = Field(600.0, gt=0)
+    metrics_port: int | None = None
+
+
+class ReaperSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_REAPER_")
+
+    interval_seconds: float = Field(1.0, gt=0)
+    batch: int = Field(500, ge=1)
+    retention_seconds: float = Field(7 * 24 * 3600.0, ge=0, description="keep history a week")
+    prune_batch: int = Field(1000, ge=1)
+    leader_election: str = Field("postgres", pattern="^(postgres|kubernetes|none)$")
+    leader_lease_seconds: float = Field(15.0, gt=1)
+    metrics_port: int | None = None

@@ -1,0 +1,525 @@
+"""A throwaway Kubernetes control plane (etcd + kube-apiserver) for operator tests.
+
+Python's answer to controller-runtime's ``envtest``: a real ``kube-apiserver``
+backed by a real ``etcd``, both on loopback ports, with no kubelet, scheduler or
+controller-manager.  The API behaves exactly like a cluster's (validation,
+admission, RBAC, resourceVersion conflicts, CRDs, watches), but nothing runs
+pods, garbage-collects or finalizes namespaces.
+
+The binaries come from ``hack/testbin.sh``, which caches them in
+``$JOBQUEUE_TESTBIN`` (default ``~/.cache/jobqueue/testbin``).
+
+Usage::
+
+    with ControlPlane() as cp:
+        cp.apply_crds(["crds/"])
+        subprocess.run(["kopf", "run", ...], env={**os.environ, **cp.env()})
+
+Only the standard library is used here (plus the ``openssl`` CLI for
+certificates), so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+__all__ = [
+    "DEFAULT_TESTBIN",
+    "ControlPlane",
+    "ControlPlaneError",
+    "MissingTestbinError",
+    "find_testbin",
+    "testbin_dir",
+]
+
+DEFAULT_TESTBIN = Path.home() / ".cache" / "jobqueue" / "testbin"
+"""Where ``hack/testbin.sh`` puts the binaries unless ``JOBQUEUE_TESTBIN`` is set."""
+
+REQUIRED_BINARIES: tuple[str, ...] = ("etcd", "kube-apiserver", "kubectl")
+
+ADMIN_USER = "envtest-admin"
+ADMIN_GROUP = "system:masters"
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+
+_LOG_TAIL_BYTES = 4000
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be started or a command against it failed."""
+
+
+class MissingTestbinError(ControlPlaneError):
+    """The etcd / kube-apiserver / kubectl binaries are not installed."""
+
+
+def testbin_dir() -> Path:
+    """The directory holding the binaries: ``$JOBQUEUE_TESTBIN`` or the default cache dir."""
+    env = os.environ.get("JOBQUEUE_TESTBIN")
+    return Path(env).expanduser() if env else DEFAULT_TESTBIN
+
+
+def find_testbin(
+    directory: str | os.PathLike[str] | None = None,
+    required: Sequence[str] = REQUIRED_BINARIES,
+) -> Path:
+    """Return the testbin directory, or raise :class:`MissingTestbinError` saying what to run."""
+    bin_dir = Path(directory).expanduser() if directory is not None else testbin_dir()
+    missing = [name for name in required if not os.access(bin_dir / name, os.X_OK)]
+    if missing:
+        raise MissingTestbinError(
+            f"envtest binaries missing from {bin_dir}: {', '.join(missing)}. "
+            "Run `hack/testbin.sh` from the repository root to build/fetch them "
+            "(a cold build takes ~15-25 min on 2 cores; later runs are instant), "
+            "or point JOBQUEUE_TESTBIN at a directory that has them."
+        )
+    return bin_dir
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: have the kernel SIGKILL the child if the test process dies."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _tail(path: Path, size: int = _LOG_TAIL_BYTES) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return "<no log>"
+    return data[-size:].decode("utf-8", "replace")
+
+
+class _Process:
+    """A child process whose stdout/stderr go to a log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        try:
+            self.popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        except BaseException:
+            self._log.close()
+            raise
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            raise ControlPlaneError(
+                f"{self.name} exited with code {code}; last log lines "
+                f"({self.log_path}):\n{_tail(self.log_path)}"
+            )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout)
+        self._log.close()
+
+
+class ControlPlane:
+    """etcd + kube-apiserver on 127.0.0.1, for as long as the context manager is open.
+
+    Attributes once started:
+
+    * ``server_url`` -- ``https://127.0.0.1:<port>``
+    * ``token`` -- bearer token of ``envtest-admin`` (group ``system:masters``)
+    * ``kubeconfig_path`` -- a kubeconfig using that token and the test CA
+    * ``ca_path`` -- PEM of the CA that signed the serving certificate
+    * ``etcd_url`` -- ``http://127.0.0.1:<port>`` of the backing etcd
+    * ``bin_dir`` -- the testbin directory (``kubectl``, ``helm``, ...)
+    * ``startup_seconds`` -- how long :meth:`start` took
+    """
+
+    def __init__(
+        self,
+        testbin: str | os.PathLike[str] | None = None,
+        *,
+        start_timeout: float = 60.0,
+        extra_apiserver_args: Sequence[str] = (),
+        keep_tmpdir: bool = False,
+    ) -> None:
+        self._testbin = testbin
+        self.start_timeout = start_timeout
+        self.extra_apiserver_args = tuple(extra_apiserver_args)
+        self.keep_tmpdir = keep_tmpdir
+        self.token = secrets.token_hex(32)
+        self.startup_seconds = 0.0
+        self._tmpdir: Path | None = None
+        self._etcd: _Process | None = None
+        self._apiserver: _Process | None = None
+        self._bin_dir: Path | None = None
+        self._server_url: str | None = None
+        self._etcd_url: str | None = None
+
+    # ---- read-only state ----------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._apiserver is not None
+
+    def _require_started(self) -> Path:
+        if self._tmpdir is None or self._server_url is None:
+            raise ControlPlaneError("control plane is not started")
+        return self._tmpdir
+
+    @property
+    def tmpdir(self) -> Path:
+        return self._require_started()
+
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = find_testbin(self._testbin)
+        return self._bin_dir
+
+    @property
+    def server_url(self) -> str:
+        self._require_started()
+        assert self._server_url is not None
+        return self._server_url
+
+    @property
+    def etcd_url(self) -> str:
+        self._require_started()
+        assert self._etcd_url is not None
+        return self._etcd_url
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self._require_started() / "kubeconfig"
+
+    @property
+    def ca_path(self) -> Path:
+        return self._require_started() / "pki" / "ca.crt"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for a child process (e.g. ``kopf run``) to use this cluster."""
+        return {"KUBECONFIG": str(self.kubeconfig_path)}
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> ControlPlane:
+        """Start etcd and kube-apiserver and wait until ``/readyz`` answers ok."""
+        if self.started:
+            return self
+        began = time.monotonic()
+        bin_dir = self.bin_dir  # raises MissingTestbinError first, before any side effect
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="jobqueue-envtest-"))
+        try:
+            pki = self._tmpdir / "pki"
+            pki.mkdir()
+            self._make_pki(pki)
+            self._start_etcd(bin_dir)
+            self._start_apiserver(bin_dir, pki)
+            self._write_kubeconfig()
+            self._wait_ready(began + self.start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        """Terminate kube-apiserver, then etcd, and remove the temp dir.  Idempotent."""
+        errors: list[BaseException] = []
+        for proc in (self._apiserver, self._etcd):
+            if proc is not None:
+                try:
+                    proc.stop()
+                except BaseException as exc:  # keep stopping the others
+                    errors.append(exc)
+        self._apiserver = None
+        self._etcd = None
+        if self._tmpdir is not None and not self.keep_tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        self._tmpdir = None
+        self._server_url = None
+        self._etcd_url = None
+        if errors:
+            raise errors[0]
+
+    # ---- helpers for tests --------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 60.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the testbin's ``kubectl --kubeconfig <ours> ARGS``; raise on failure if ``check``."""
+        argv = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig_path), *args]
+        result = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=self._child_env(),
+        )
+        if check and result.returncode != 0:
+            raise ControlPlaneError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    def apply_crds(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        timeout: float = 60.0,
+    ) -> list[str]:
+        """Apply CRD manifests (files or directories) and wait until they are Established.
+
+        Returns the applied object names (``customresourcedefinition.apiextensions.k8s.io/x``).
+        """
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        args: list[str] = []
+        for path in paths:
+            args += ["-f", os.fspath(path)]
+        if not args:
+            return []
+        applied = self.kubectl("apply", "--server-side", "-o", "name", *args, timeout=timeout)
+        names = [line.strip() for line in applied.stdout.splitlines() if line.strip()]
+        crds = [n for n in names if n.startswith("customresourcedefinition")]
+        if crds:
+            self.kubectl(
+                "wait",
+                "--for=condition=Established",
+                f"--timeout={max(1, int(timeout))}s",
+                *crds,
+                timeout=timeout + 10,
+            )
+        return names
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        env["HOME"] = str(self._require_started())  # keep kubectl's cache out of ~/.kube
+        return env
+
+    def _openssl(self, *args: str, cwd: Path) -> None:
+        result = subprocess.run(
+            ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise ControlPlaneError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
+
+    def _make_pki(self, pki: Path) -> None:
+        """CA, serving cert for 127.0.0.1/localhost, service-account key pair (all EC P-256)."""
+        if shutil.which("openssl") is None:
+            raise ControlPlaneError("the `openssl` CLI is required to make the test certificates")
+        ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+        self._openssl(
+            "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=jobqueue-envtest-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            cwd=pki,
+        )  # fmt: skip
+        (pki / "serving.ext").write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n"
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+            "DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\n"
+            "authorityKeyIdentifier=keyid,issuer\n"
+            "subjectKeyIdentifier=hash\n"
+        )
+        self._openssl(
+            "req", "-new", *ec, "-keyout", "serving.key", "-out", "serving.csr",
+            "-subj", "/CN=kube-apiserver",
+            cwd=pki,
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", "serving.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "serving.ext", "-out", "serving.crt",
+            cwd=pki,
+        )  # fmt: skip
+        self._openssl(
+            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-out", "sa.key",
+            cwd=pki,
+        )  # fmt: skip
+        self._openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+        # Static token file: token,user,uid,"group1,group2"
+        (pki / "tokens.csv").write_text(f'{self.token},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n')
+
+    def _start_etcd(self, bin_dir: Path) -> None:
+        tmp = self._require_started_tmp()
+        client_port, peer_port = _free_port(), _free_port()
+        client_url = f"http://127.0.0.1:{client_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        self._etcd_url = client_url
+        self._etcd = _Process(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=envtest",
+                f"--data-dir={tmp / 'etcd'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=envtest={peer_url}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync=true",  # a test cluster: speed over durability
+                "--log-level=warn",
+            ],
+            tmp / "etcd.log",
+        )
+
+    def _start_apiserver(self, bin_dir: Path, pki: Path) -> None:
+        tmp = self._require_started_tmp()
+        assert self._etcd_url is not None
+        port = _free_port()
+        self._server_url = f"https://127.0.0.1:{port}"
+        args = [
+            str(bin_dir / "kube-apiserver"),
+            f"--etcd-servers={self._etcd_url}",
+            "--etcd-prefix=/registry",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={tmp / 'apiserver-certs'}",
+            f"--tls-cert-file={pki / 'serving.crt'}",
+            f"--tls-private-key-file={pki / 'serving.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--allow-privileged=true",
+            # No controller-manager creates the `default` ServiceAccount, so this
+            # admission plugin would reject every pod.
+            "--disable-admission-plugins=ServiceAccount",
+            "--v=1",
+            *self.extra_apiserver_args,
+        ]
+        self._apiserver = _Process("kube-apiserver", args, tmp / "kube-apiserver.log")
+
+    def _require_started_tmp(self) -> Path:
+        if self._tmpdir is None:
+            raise ControlPlaneError("no temp dir")
+        return self._tmpdir
+
+    def _write_kubeconfig(self) -> None:
+        tmp = self._require_started_tmp()
+        assert self._server_url is not None
+        config: Mapping[str, object] = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "envtest",
+                    "cluster": {
+                        "server": self._server_url,
+                        "certificate-authority": str(tmp / "pki" / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [{"name": ADMIN_USER, "user": {"token": self.token}}],
+            "contexts": [
+                {
+                    "name": "envtest",
+                    "context": {
+                        "cluster": "envtest",
+                        "user": ADMIN_USER,
+                        "namespace": "default",
+                    },
+                }
+            ],
+            "current-context": "envtest",
+            "preferences": {},
+        }
+        path = tmp / "kubeconfig"
+        # JSON is YAML: every kubeconfig loader reads it.
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        path.chmod(0o600)
+
+    def _wait_ready(self, deadline: float) -> None:
+        tmp = self._require_started_tmp()
+        assert self._server_url is not None
+        ctx = ssl.create_default_context(cafile=str(tmp / "pki" / "ca.crt"))
+        request = urllib.request.Request(
+            f"{self._server_url}/readyz",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        last = "no answer yet"
+        while True:
+            for proc in (self._etcd, self._apiserver):
+                if proc is not None:
+                    proc.check_alive()
+            try:
+                with urllib.request.urlopen(request, context=ctx, timeout=2) as resp:
+                    body = resp.read().decode("utf-8", "replace")
+                    if resp.status == 200 and body.strip() == "ok":
+                        return
+                    last = f"HTTP {resp.status}: {body[:500]}"
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:500]}"
+            except (OSError, ssl.SSLError) as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                logs = ""
+                for proc in (self._etcd, self._apiserver):
+                    if proc is not None:
+                        logs += f"\n--- {proc.name} ({proc.log_path}) ---\n{_tail(proc.log_path)}"
+                raise ControlPlaneError(
+                    f"kube-apiserver at {self._server_url} not ready after "
+                    f"{self.start_timeout:.0f}s; last /readyz: {last}{logs}"
+                )
+            time.sleep(0.1)

@@ -1,0 +1,40 @@
+"""Rows for tests, made through the db layer like production makes them."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from jobqueue import db
+from jobqueue.db import jobs, tenants
+from jobqueue.models import Job, NewJob, Priority, Tenant, TenantId, TenantQuotas
+
+_n = itertools.count()
+
+
+async def tenant(pool: db.Executor, name: str | None = None, **quotas: Any) -> Tenant:
+    tid = TenantId(name or f"tenant-{next(_n)}")
+    return await tenants.upsert(pool, tenant_id=tid, quotas=TenantQuotas(**quotas))
+
+
+def new_job(**kw: Any) -> NewJob:
+    kw.setdefault("type", "echo")
+    kw.setdefault("data", {"n": next(_n)})
+    if "priority" in kw and not isinstance(kw["priority"], Priority):
+        kw["priority"] = Priority.parse(kw["priority"])
+    return NewJob(**kw)
+
+
+async def submit(pool: db.Executor, tenant_id: TenantId, **kw: Any) -> Job:
+    return (await jobs.submit(pool, tenant_id=tenant_id, job=new_job(**kw))).job
+
+
+async def backlog(pool: db.Executor, tenant_id: TenantId, n: int, **kw: Any) -> list[Job]:
+    out: list[Job] = []
+    for start in range(0, n, 5000):
+        batch = [new_job(**kw) for _ in range(min(5000, n - start))]
+        res = await jobs.submit_many(pool, tenant_id=tenant_id, jobs=batch)
+        for r in res:
+            assert not isinstance(r, Exception)
+            out.append(r.job)
+    return out
