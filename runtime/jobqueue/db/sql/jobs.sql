@@ -66,7 +66,7 @@ RETURNING *;
 -- From dlq or cancelled only. Without a reset the job gets one more attempt.
 UPDATE jobs
    SET status = 'queued', scheduled_at = now(), finished_at = NULL, result = NULL,
-       attempt = CASE WHEN $3 THEN 0 ELSE least(attempt, max_attempts - 1) END,
+       attempt = CASE WHEN $3::boolean THEN 0 ELSE least(attempt, max_attempts - 1) END,
        updated_at = now()
  WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
    AND status IN ('dlq', 'cancelled')

@@ -31,16 +31,16 @@ RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
 -- Retry after $4 seconds of backoff from the database clock, or to the DLQ
 -- when attempts are exhausted or the error is permanent ($5).
 UPDATE jobs
-   SET status = CASE WHEN $5 OR attempt >= max_attempts THEN 'dlq'::job_status
+   SET status = CASE WHEN $5::boolean OR attempt >= max_attempts THEN 'dlq'::job_status
                      ELSE 'queued'::job_status END,
        scheduled_at = CASE WHEN $5 OR attempt >= max_attempts THEN scheduled_at
-                           ELSE now() + make_interval(secs => $4) END,
+                           ELSE now() + make_interval(secs => $4::double precision) END,
        finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
-       last_error = $3,
+       last_error = $3::text,
        -- keep the last 20 errors
        errors = CASE WHEN jsonb_array_length(errors) >= 20 THEN errors - 0 ELSE errors END
                 || jsonb_build_array(jsonb_build_object(
-                       'attempt', attempt, 'error', $3, 'at', now(), 'worker', lease_owner)),
+                       'attempt', attempt, 'error', $3::text, 'at', now(), 'worker', lease_owner)),
        lease_token = NULL, lease_expires_at = NULL, updated_at = now()
  WHERE id = $1 AND lease_token = $2 AND status IN ('leased', 'running')
 RETURNING id, tenant_id, status, attempt;

@@ -2,8 +2,8 @@
 -- Unfinished jobs by tenant, queue and status, plus the DLQ; each branch
 -- reads a partial index, never the finished history.
 SELECT tenant_id, queue, status, count(*) AS jobs,
-       extract(epoch FROM now() - min(scheduled_at)) FILTER (
-           WHERE status = 'queued' AND scheduled_at <= now()) AS oldest_ready_age
+       extract(epoch FROM now() - min(scheduled_at) FILTER (
+           WHERE status = 'queued' AND scheduled_at <= now())) AS oldest_ready_age
   FROM jobs
  WHERE status IN ('queued', 'leased', 'running', 'dlq')
    AND ($1::text IS NULL OR tenant_id = $1)
