@@ -1,0 +1,221 @@
+"""OpenTelemetry tracing: one trace per job, across processes.
+
+The API opens `submit_job` and stores `inject()` in the job row
+(`NewJob.trace_context`, a W3C `traceparent` carrier). The worker names that
+carrier as `parent` of `acquire_lease`, `execute_job` and `ack_job`, so all
+four spans share one trace id although they run in different processes.
+Spans carry `job_attributes(...)`: job_id, tenant_id, worker_id, attempt.
+
+Off costs nothing: unless OTEL_* configures an exporter (or a test passes
+one to `setup`), the SDK is never imported, `span()` returns one shared
+null context, `inject()` returns {} and `record()` returns at once.
+
+Process-wide state on purpose: a process has one tracer provider, exactly as
+OpenTelemetry's own global does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+Attributes = Mapping[str, AttributeValue]
+
+# W3C trace context only, whatever OTEL_PROPAGATORS says: the carrier is
+# stored in the database and read by another process, so its format must not
+# depend on either process's environment.
+_PROPAGATOR = TraceContextTextMapPropagator()
+_NOOP: AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
+
+
+@dataclass
+class _State:
+    tracer: Tracer | None = None
+    provider: TracerProvider | None = None
+
+
+_state = _State()
+
+
+def configured_by_env(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the standard OTEL_* variables ask for trace export."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    return bool(
+        exporter
+        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def setup(service_name: str, *, exporter: SpanExporter | None = None) -> bool:
+    """Install tracing for this process; returns whether spans are recorded.
+
+    With `exporter` (tests: an InMemorySpanExporter), spans go to it
+    synchronously and the global OpenTelemetry provider is left alone, so
+    tests may call this repeatedly. Without it, OTEL_* decides: nothing set
+    means off; otherwise an OTLP/HTTP (or `console`) exporter behind a
+    batching processor, installed as the global provider too.
+    """
+    shutdown()
+    from_env = exporter is None
+    if from_env and not configured_by_env():
+        return False
+
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        provider.add_span_processor(BatchSpanProcessor(_exporter_from_env()))
+        trace.set_tracer_provider(provider)
+    _state.provider = provider
+    _state.tracer = provider.get_tracer("jobqueue")
+    return True
+
+
+def _exporter_from_env() -> SpanExporter:
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        # One span per line, so a log collector (or a test) can split them.
+        return ConsoleSpanExporter(formatter=lambda s: s.to_json(indent=None) + "\n")
+    if kind != "otlp":
+        raise ValueError(f"OTEL_TRACES_EXPORTER={kind!r} is not supported; use otlp or console")
+    # Reads OTEL_EXPORTER_OTLP_{,TRACES_}ENDPOINT, _HEADERS, _TIMEOUT itself.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def shutdown() -> None:
+    """Flush and stop span export (call on process exit); tracing is off after."""
+    provider, _state.provider, _state.tracer = _state.provider, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+def enabled() -> bool:
+    return _state.tracer is not None
+
+
+def job_attributes(
+    *, job_id: object, tenant_id: str, worker_id: str | None = None, attempt: int | None = None
+) -> dict[str, AttributeValue]:
+    """The tags every job span carries, under the names dashboards query."""
+    attrs: dict[str, AttributeValue] = {"job_id": str(job_id), "tenant_id": str(tenant_id)}
+    if worker_id is not None:
+        attrs["worker_id"] = str(worker_id)
+    if attempt is not None:
+        attrs["attempt"] = attempt
+    return attrs
+
+
+def span(
+    name: str,
+    *,
+    parent: Mapping[str, str] | None = None,
+    attributes: Attributes | None = None,
+    start_time: int | None = None,
+) -> AbstractContextManager[Span]:
+    """A context manager running a current span named `name`.
+
+    `parent` is a carrier from `inject()` (e.g. a job's trace_context): the
+    span joins that trace. Without it, the span is a child of the current
+    span, or a new root. Exceptions are recorded and mark the span as error.
+    """
+    tracer = _state.tracer
+    if tracer is None:
+        return _NOOP
+    ctx = extract(parent) if parent is not None else None
+    return tracer.start_as_current_span(
+        name, context=ctx, attributes=attributes, start_time=start_time
+    )
+
+
+def record(
+    name: str,
+    *,
+    parent: Mapping[str, str] | None,
+    start_time: int,
+    end_time: int | None = None,
+    attributes: Attributes | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a finished span after the fact (times from `now_ns()`).
+
+    For steps done in batches, such as one lease or ack statement for many
+    jobs: each job's trace gets its own span covering the shared call.
+    """
+    tracer = _state.tracer
+    if tracer is None:
+        return
+    s = tracer.start_span(name, context=extract(parent), attributes=attributes,
+                          start_time=start_time)
+    if error is not None:
+        s.set_status(Status(StatusCode.ERROR, error))
+    s.end(end_time=end_time if end_time is not None else now_ns())
+
+
+def now_ns() -> int:
+    """Wall-clock nanoseconds, the unit span timestamps use."""
+    return time.time_ns()
+
+
+def inject() -> dict[str, str]:
+    """The current span's context as a W3C carrier; {} when nothing records."""
+    if _state.tracer is None:
+        return {}
+    if not trace.get_current_span().is_recording():
+        return {}
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str] | None) -> Context:
+    """A context whose parent is the carrier's span (empty: a new root)."""
+    return _PROPAGATOR.extract(dict(carrier or {}))
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) in hex of the active span, for log lines."""
+    if _state.tracer is None:
+        return None
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
+
+
+def ids_of(carrier: Mapping[str, str] | None) -> tuple[str, str] | None:
+    """(trace_id, parent span_id) named by a stored carrier, without the SDK."""
+    if not carrier:
+        return None
+    parts = carrier.get("traceparent", "").split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    return parts[1], parts[2]

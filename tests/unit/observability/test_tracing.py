@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from jobqueue.observability import tracing
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exp = InMemorySpanExporter()
+    assert tracing.setup("unit", exporter=exp)
+    yield exp
+    tracing.shutdown()
+
+
+def test_off_by_default_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    assert not tracing.setup("unit")
+    assert not tracing.enabled()
+    with tracing.span("submit_job") as s:
+        assert not s.is_recording()
+        assert tracing.inject() == {}
+        assert tracing.current_ids() is None
+    tracing.record("ack_job", parent={}, start_time=tracing.now_ns())
+
+
+@pytest.mark.parametrize(
+    ("env", "on"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, False),
+    ],
+)
+def test_configured_by_env(env: dict[str, str], on: bool) -> None:
+    assert tracing.configured_by_env(env) is on
+
+
+def test_inject_is_empty_outside_a_span(exporter: InMemorySpanExporter) -> None:
+    assert tracing.inject() == {}
+
+
+def test_inject_extract_round_trip_joins_one_trace(exporter: InMemorySpanExporter) -> None:
+    attrs = tracing.job_attributes(job_id="j1", tenant_id="acme")
+    with tracing.span("submit_job", attributes=attrs):
+        carrier = tracing.inject()
+    assert set(carrier) == {"traceparent"}
+    # The worker's side: a fresh context, only the stored carrier.
+    start = tracing.now_ns()
+    work = tracing.job_attributes(job_id="j1", tenant_id="acme", worker_id="w1", attempt=1)
+    tracing.record("acquire_lease", parent=carrier, start_time=start, attributes=work)
+    with pytest.raises(RuntimeError), tracing.span("execute_job", parent=carrier, attributes=work):
+        raise RuntimeError("handler failed")
+    tracing.record("ack_job", parent=carrier, start_time=tracing.now_ns(), attributes=work,
+                   error="lease lost")
+
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"submit_job", "acquire_lease", "execute_job", "ack_job"}
+    root = spans["submit_job"]
+    assert {s.context.trace_id for s in spans.values()} == {root.context.trace_id}
+    for name in ("acquire_lease", "execute_job", "ack_job"):
+        assert spans[name].parent is not None
+        assert spans[name].parent.span_id == root.context.span_id
+        assert dict(spans[name].attributes or {}) == {
+            "job_id": "j1", "tenant_id": "acme", "worker_id": "w1", "attempt": 1}
+    assert not spans["execute_job"].status.is_ok
+    assert not spans["ack_job"].status.is_ok
+    assert tracing.ids_of(carrier) == (f"{root.context.trace_id:032x}",
+                                       f"{root.context.span_id:016x}")
+
+
+def test_a_missing_or_garbled_carrier_starts_a_new_trace(exporter: InMemorySpanExporter) -> None:
+    with tracing.span("execute_job", parent={"traceparent": "garbage"}) as s:
+        assert s.is_recording()
+        assert s.parent is None  # type: ignore[attr-defined]
+    assert tracing.ids_of({"traceparent": "garbage"}) is None
+    assert tracing.ids_of(None) is None
