@@ -156,18 +156,29 @@ async def refresh_depth_forever(
     """Refresh the depth gauges every `interval_seconds` until cancelled.
 
     One grouped query over partial indexes per interval, whatever the scrape
-    rate. A failed refresh counts in `database_errors_total` and is retried
-    at the next tick; the gauges keep their last values meanwhile (the
-    refreshed-timestamp gauge shows how old they are).
+    rate. A failed refresh counts in `database_errors_total{component}` and
+    is retried at the next tick; it never ends the task, since metrics must
+    not take a process down. The gauges keep their last values meanwhile
+    (the refreshed-timestamp gauge shows how old they are).
     """
-    from jobqueue import errors
     from jobqueue.db import stats
+    from jobqueue.observability.logging import get_logger
 
+    log = get_logger(__name__)
+    failing = False
     while True:
         try:
             refresh_depth(await stats.depth(conn))
-        except errors.JobQueueError:
+        except Exception as exc:  # counted, logged, retried next tick
             DB_ERRORS.labels(component).inc()
+            if not failing:  # one line per outage, not one per tick
+                log.warning("queue depth refresh failed", component=component,
+                            error=f"{type(exc).__name__}: {exc}")
+            failing = True
+        else:
+            if failing:
+                log.info("queue depth refresh recovered", component=component)
+            failing = False
         await asyncio.sleep(interval_seconds)
 
 
