@@ -1,0 +1,252 @@
+"""Spec models of the Tenant and JobQueue resources (pure).
+
+One definition serves twice: `crdgen` turns these models into the CRDs'
+OpenAPI schemas (so the apiserver enforces defaults and bounds), and the
+handlers parse `spec` with them (so a value the schema could not express is
+still caught, and the code reads typed fields instead of dict lookups).
+
+Field names are snake_case in Python and camelCase on the wire. Bounds
+mirror the CHECK constraints of the database where one exists, so a spec
+the apiserver accepts can always be written to the tenants table.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "jobqueue.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# The tenants.id CHECK of the database: a tenant is named like a DNS label.
+TENANT_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# jobs.queue is 1..63 characters; keep it label-safe so it can be a selector value.
+QUEUE_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+# resource.Quantity as the apiserver parses it (the pattern controller-gen emits).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
+    r"|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+# A nested object whose fields all have defaults gets `default: {}` in the
+# CRD, so the apiserver fills in its defaults even when it is left out.
+_EMPTY: dict[str, JsonValue] = {"default": {}}
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, snake_case in code; unknown fields are an error."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class SecretKeyRef(_Model):
+    """A key of a Secret."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class ApiKeySecretRef(SecretKeyRef):
+    """A Secret in the operator's namespace that holds the tenant's API key."""
+
+    key: str = Field("api-key", min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class DatabaseSecretRef(SecretKeyRef):
+    """A Secret in the JobQueue's namespace holding the database URL."""
+
+    name: str = Field(
+        "jobqueue-database", min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN
+    )
+    key: str = Field("url", min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class RateLimit(_Model):
+    """Submissions per minute, enforced across all API replicas (GCRA in Postgres)."""
+
+    requests_per_minute: int = Field(6000, ge=1, le=10_000_000)
+    burst: int = Field(1000, ge=1, le=1_000_000)
+
+
+class TenantQuotas(_Model):
+    """Limits the API and the workers read from the tenants table."""
+
+    max_concurrent_jobs: int = Field(
+        100, ge=1, le=1_000_000, description="running jobs at once, over all workers"
+    )
+    max_queued_jobs: int = Field(
+        1_000_000, ge=1, le=2_147_483_647, description="unfinished jobs; more are refused"
+    )
+    rate_limit: RateLimit = Field(default_factory=RateLimit, json_schema_extra=_EMPTY)
+
+
+class TenantSpec(_Model):
+    """A tenant of the job queue; its name is the tenant id."""
+
+    enabled: bool = Field(True, description="a disabled tenant can neither submit nor lease")
+    weight: int = Field(1, ge=1, le=1000, description="fair share between tenants of a queue")
+    quotas: TenantQuotas = Field(default_factory=TenantQuotas, json_schema_extra=_EMPTY)
+    api_key_secret_ref: ApiKeySecretRef | None = Field(
+        None,
+        description="use this Secret's key; when unset the operator creates "
+        "jobqueue-tenant-<name> holding a generated key",
+    )
+
+
+class ResourceRequirements(_Model):
+    """Container resources, as in a Pod spec."""
+
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class Autoscaling(_Model):
+    """Used when maxReplicas > minReplicas: an HPA on the queue-depth external metric."""
+
+    target_queue_depth_per_replica: int = Field(100, ge=1, le=1_000_000)
+
+
+class JobQueueSpec(_Model):
+    """Workers and a reaper for one queue."""
+
+    queue: str | None = Field(
+        None,
+        min_length=1,
+        max_length=63,
+        pattern=QUEUE_PATTERN,
+        description="queue name in the database; defaults to the JobQueue's name",
+    )
+    image: str = Field(min_length=1, max_length=1024, description="image with `jobqueue`")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    handlers: list[Annotated[str, Field(max_length=253, pattern=MODULE_PATTERN)]] = Field(
+        default_factory=list, max_length=64, description="modules imported for @handler"
+    )
+    concurrency: int = Field(10, ge=1, le=10_000, description="jobs at once per worker pod")
+    min_replicas: int = Field(1, ge=0, le=1000)
+    max_replicas: int = Field(1, ge=0, le=1000)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, json_schema_extra=_EMPTY)
+    resources: ResourceRequirements | None = None
+    lease_seconds: int = Field(30, ge=3, le=3600, description="lease length; heartbeat every third")
+    max_attempts: int = Field(5, ge=1, le=1000, description="default attempts before the DLQ")
+    termination_grace_period_seconds: int = Field(
+        30, ge=1, le=3600, description="SIGTERM to SIGKILL; in-flight jobs get most of it"
+    )
+    database_secret_ref: DatabaseSecretRef = Field(
+        default_factory=DatabaseSecretRef, json_schema_extra=_EMPTY
+    )
+    reaper_replicas: int = Field(2, ge=0, le=5, description="one leads, the others stand by")
+
+    def queue_name(self, resource_name: str) -> str:
+        return self.queue or resource_name
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas > self.min_replicas
+
+
+# Cross-field rules the apiserver checks (CEL), next to the models they guard.
+# The handlers re-check them in `spec_problems`, so an object created before
+# a rule existed still gets a clear condition instead of a broken Deployment.
+TENANT_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.metadata.name.matches('{TENANT_NAME_PATTERN}')",
+        "message": "a Tenant's name is its tenant id: a DNS label "
+        "(lowercase letters, digits, '-'; at most 63 characters)",
+        "reason": "FieldValueInvalid",
+    },
+]
+JOBQUEUE_SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "self.minReplicas <= self.maxReplicas",
+        "message": "minReplicas must not exceed maxReplicas",
+        "fieldPath": ".minReplicas",
+    },
+    {
+        "rule": "self.minReplicas > 0 || self.maxReplicas == 0",
+        "message": "minReplicas 0 pauses the queue and needs maxReplicas 0: "
+        "a HorizontalPodAutoscaler cannot scale from zero",
+        "fieldPath": ".minReplicas",
+    },
+]
+
+
+def jobqueue_spec_problems(spec: JobQueueSpec) -> list[str]:
+    """The CEL rules above, in Python."""
+    problems = []
+    if spec.min_replicas > spec.max_replicas:
+        problems.append("minReplicas must not exceed maxReplicas")
+    elif spec.min_replicas == 0 and spec.max_replicas > 0:
+        problems.append("minReplicas 0 pauses the queue and needs maxReplicas 0")
+    return problems
+
+
+# ---- status -------------------------------------------------------------------------------
+
+
+class Condition(_Model):
+    """metav1.Condition."""
+
+    type: str = Field(max_length=316, pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+    status: Literal["True", "False", "Unknown"]
+    observed_generation: int | None = Field(None, ge=0, json_schema_extra={"format": "int64"})
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+    reason: str = Field(
+        max_length=1024, min_length=1, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    )
+    message: str = Field(max_length=32768)
+
+
+class _Status(_Model):
+    observed_generation: int | None = Field(None, json_schema_extra={"format": "int64"})
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+
+
+class SecretLocation(_Model):
+    namespace: str
+    name: str
+    key: str
+
+
+class TenantStatus(_Status):
+    queued_jobs: int | None = None
+    running_jobs: int | None = None
+    dead_letter_jobs: int | None = None
+    api_key_secret: SecretLocation | None = None
+
+
+class JobQueueStatus(_Status):
+    queue: str | None = None
+    queue_depth: int | None = Field(None, description="queued jobs, ready or scheduled")
+    running_jobs: int | None = Field(None, description="leased or running")
+    dead_letter_jobs: int | None = None
+    oldest_job_age_seconds: int | None = Field(None, description="oldest ready queued job")
+    replicas: int | None = Field(None, description="worker pods (Deployment status)")
+    ready_replicas: int | None = None
+    reaper_ready_replicas: int | None = None
+    autoscaled: bool | None = None
