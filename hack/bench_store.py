@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Benchmark the db layer alone (no worker, no HTTP) on an embedded Postgres.
+
+Prints: batch-submit jobs/s; lease+ack jobs/s with 1, 4 and 16 concurrent
+leasers; lease latency with 1,000 and 100,000 jobs queued.
+
+    python hack/bench_store.py [--jobs 20000] [--batch 100]
+
+DATABASE_URL points it at another server (it creates and drops its own
+database there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+
+from jobqueue import db  # noqa: E402
+from jobqueue.db import jobs, leases, migrations, tenants  # noqa: E402
+from jobqueue.embedded import EmbeddedPostgres  # noqa: E402
+from jobqueue.models import NewJob, TenantId, TenantQuotas, WorkerId  # noqa: E402
+
+TENANT = TenantId("bench")
+QUOTAS = TenantQuotas(max_concurrent=1_000_000)
+
+
+async def fresh_db(server_dsn: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await db.connect(server_dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    dsn = server_dsn.rsplit("/", 1)[0] + "/" + name
+    conn = await db.connect(dsn)
+    try:
+        await migrations.migrate(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def submit_batches(pool: db.Pool, n: int, batch: int = 1000) -> float:
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        await jobs.submit_many(
+            pool,
+            tenant_id=TENANT,
+            jobs=[NewJob(type="noop", data={"i": i}) for i in range(start, min(n, start + batch))],
+        )
+    return n / (time.perf_counter() - t0)
+
+
+async def lease_ack(pool: db.Pool, n: int, leasers: int, batch: int) -> float:
+    done = 0
+
+    async def leaser(k: int) -> None:
+        nonlocal done
+        me = WorkerId(f"bench-{k}")
+        while True:
+            got = await leases.lease(
+                pool, queue="default", worker_id=me, limit=batch, lease_seconds=60
+            )
+            if not got:
+                return
+            await leases.ack(pool, done=[(g.job_id, g.token, None) for g in got])
+            done += len(got)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(leaser(k) for k in range(leasers)))
+    elapsed = time.perf_counter() - t0
+    assert done == n, (done, n)
+    return n / elapsed
+
+
+async def lease_latency(pool: db.Pool, samples: int = 200, batch: int = 10) -> tuple[float, float]:
+    """p50 and p99 milliseconds of one lease call (jobs are released after)."""
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        got = await leases.lease(
+            pool, queue="default", worker_id=WorkerId("lat"), limit=batch, lease_seconds=60
+        )
+        times.append((time.perf_counter() - t0) * 1000)
+        await leases.ack(pool, done=[(g.job_id, g.token, None) for g in got])
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+async def run(server_dsn: str, n: int, batch: int) -> None:
+    dsn = await fresh_db(server_dsn)
+    pool = await db.create_pool(dsn, min_size=4, max_size=20)
+    try:
+        await tenants.upsert(pool, tenant_id=TENANT, quotas=QUOTAS)
+        rate = await submit_batches(pool, n)
+        print(f"batch submit (1000/statement)     {rate:10,.0f} jobs/s")
+        for leasers in (1, 4, 16):
+            if leasers > 1:
+                await submit_batches(pool, n)
+            rate = await lease_ack(pool, n, leasers, batch)
+            print(f"lease+ack, {leasers:2d} leasers, batch {batch:<4d} {rate:10,.0f} jobs/s")
+        lat = {}
+        for depth in (1_000, 100_000):
+            await submit_batches(pool, depth + 2000)
+            await pool.execute("VACUUM ANALYZE jobs")
+            lat[depth] = await lease_latency(pool)
+            await lease_ack(pool, depth, 4, 500)
+            print(
+                f"lease latency at {depth:>7,} queued    p50 {lat[depth][0]:6.2f} ms"
+                f"   p99 {lat[depth][1]:6.2f} ms"
+            )
+        ratio = lat[100_000][0] / lat[1_000][0]
+        print(f"p50 ratio 100k/1k                  {ratio:10.2f}x (must be < 2x)")
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=100, help="lease batch size")
+    args = ap.parse_args()
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        asyncio.run(run(url, args.jobs, args.batch))
+        return
+    with EmbeddedPostgres(durable=False) as pg:
+        asyncio.run(run(pg.dsn, args.jobs, args.batch))
+
+
+if __name__ == "__main__":
+    main()
