@@ -1,0 +1,89 @@
+"""`jobqueue worker`: run jobs of one queue until SIGTERM.
+
+Flags override JOBQUEUE_WORKER_* settings; --handlers (or
+JOBQUEUE_WORKER_HANDLERS / JOBQUEUE_HANDLERS) names modules whose
+`@handler` functions to register, on top of the built-in echo and sleep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from typing import Any
+
+from jobqueue.observability import logging as obslog
+from jobqueue.observability import metrics, tracing
+from jobqueue.settings import DatabaseSettings, WorkerSettings
+from jobqueue.worker import handlers
+from jobqueue.worker.worker import Worker
+
+
+def add_logging_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=os.environ.get("JOBQUEUE_LOG_FORMAT", "json"),
+        help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)",
+    )
+    p.add_argument("--log-level", default=os.environ.get("JOBQUEUE_LOG_LEVEL", "INFO"))
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("worker", help="run jobs of one queue")
+    p.add_argument("--queue", help="queue to serve (default: default)")
+    p.add_argument("--concurrency", type=int, help="jobs run at once (default: 10)")
+    p.add_argument("--handlers", help="comma-separated modules with @handler functions")
+    p.add_argument("--lease-seconds", type=float)
+    p.add_argument("--heartbeat-seconds", type=float, help="capped at a third of the lease")
+    p.add_argument("--poll-seconds", type=float, help="poll interval when no NOTIFY arrives")
+    p.add_argument("--grace-seconds", type=float, help="SIGTERM: time for running jobs")
+    p.add_argument(
+        "--poll-only",
+        action="store_true",
+        help="no LISTEN (PgBouncer in transaction mode); poll only",
+    )
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    add_logging_flags(p)
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> WorkerSettings:
+    flags = {
+        "queue": args.queue,
+        "concurrency": args.concurrency,
+        "handlers": args.handlers if args.handlers is not None else os.environ.get(
+            "JOBQUEUE_HANDLERS"
+        ),
+        "lease_seconds": args.lease_seconds,
+        "heartbeat_seconds": args.heartbeat_seconds,
+        "poll_seconds": args.poll_seconds,
+        "grace_seconds": args.grace_seconds,
+        "metrics_port": args.metrics_port,
+    }
+    return WorkerSettings(**{k: v for k, v in flags.items() if v is not None})
+
+
+async def serve(worker: Worker) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    return await worker.run()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    database = DatabaseSettings()
+    if args.poll_only:
+        database = database.model_copy(update={"listen": False})
+    obslog.configure(json=args.log_format == "json", level=args.log_level)
+    tracing.setup("jobqueue-worker")
+    registry = handlers.load(settings.handlers)
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)
+    worker = Worker(dsn=database.dsn(), settings=settings, registry=registry, database=database)
+    try:
+        return asyncio.run(serve(worker))
+    finally:
+        tracing.shutdown()

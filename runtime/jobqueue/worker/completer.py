@@ -1,0 +1,188 @@
+"""The ack batcher: turns finished attempts into fenced state changes.
+
+Successes are acked many at a time in one statement (whatever finished while
+the previous ack was in flight); failures are rare and go one by one. While
+the database is unreachable, results are kept and retried with backoff: a
+result is only dropped when the database says the lease is no longer ours
+("lease lost"), which is exactly when dropping it is correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobqueue import db, errors
+from jobqueue.db import leases
+from jobqueue.models import JobStatus, Lease, Transition
+from jobqueue.observability import metrics, tracing
+from jobqueue.worker.backoff import Backoff
+from jobqueue.worker.handlers import Logger
+from jobqueue.worker.runner import Failed, Outcome, Succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    lease: Lease
+    outcome: Outcome
+    duration_seconds: float
+
+
+class Completer:
+    def __init__(
+        self,
+        *,
+        pool: db.Pool,
+        queue: str,
+        worker_id: str,
+        log: Logger,
+        on_settled: Callable[[Lease], None],
+        max_batch: int = 500,
+    ) -> None:
+        self.pool = pool
+        self.queue = queue
+        self.worker_id = worker_id
+        self.log = log
+        self.on_settled = on_settled
+        self.max_batch = max_batch
+        self._inbox: asyncio.Queue[Completion] = asyncio.Queue()
+        self._pending: list[Completion] = []
+        self._unsettled = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._backoff = Backoff(base=0.2, cap=5.0)
+
+    def put(self, completion: Completion) -> None:
+        self._unsettled += 1
+        self._idle.clear()
+        self._inbox.put_nowait(completion)
+
+    @property
+    def unsettled(self) -> int:
+        return self._unsettled
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every result put so far is settled; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def run(self) -> None:
+        while True:
+            if not self._pending:
+                self._pending.append(await self._inbox.get())
+            while not self._inbox.empty() and len(self._pending) < self.max_batch:
+                self._pending.append(self._inbox.get_nowait())
+            try:
+                await self._flush()
+                self._backoff.reset()
+            except errors.DatabaseUnavailable as exc:
+                metrics.DB_ERRORS.labels("worker").inc()
+                delay = self._backoff.next()
+                self.log.warning(
+                    "cannot ack, will retry", error=str(exc), results=len(self._pending),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+
+    def _settle(self, done: list[Completion]) -> None:
+        gone = {id(c) for c in done}
+        self._pending = [c for c in self._pending if id(c) not in gone]
+        for c in done:
+            self.on_settled(c.lease)
+        self._unsettled -= len(done)
+        if self._unsettled == 0:
+            self._idle.set()
+
+    async def _flush(self) -> None:
+        wins = [c for c in self._pending if isinstance(c.outcome, Succeeded)]
+        if wins:
+            started = tracing.now_ns()
+            try:
+                done = await leases.ack(
+                    self.pool,
+                    done=[(c.lease.job_id, c.lease.token, _result(c)) for c in wins],
+                )
+            except errors.InvalidInput:
+                done = await self._ack_one_by_one(wins)
+            acked = {t.job_id: t for t in done}
+            for c in wins:
+                self._report(c, acked.get(c.lease.job_id), started)
+            self._settle(wins)
+        for c in [c for c in self._pending if isinstance(c.outcome, Failed)]:
+            assert isinstance(c.outcome, Failed)
+            started = tracing.now_ns()
+            t = await leases.fail(
+                self.pool,
+                job_id=c.lease.job_id,
+                token=c.lease.token,
+                error=c.outcome.error,
+                retry_in_seconds=c.outcome.retry_in_seconds,
+                permanent=c.outcome.permanent,
+            )
+            self._report(c, t, started)
+            self._settle([c])
+
+    async def _ack_one_by_one(self, wins: list[Completion]) -> list[Transition]:
+        """A result the database refuses (e.g. a NUL in a string) must not
+        block the batch: ack the others, dead-letter that one."""
+        out: list[Transition] = []
+        for c in wins:
+            try:
+                out += await leases.ack(
+                    self.pool, done=[(c.lease.job_id, c.lease.token, _result(c))]
+                )
+            except errors.InvalidInput as exc:
+                t = await leases.fail(
+                    self.pool,
+                    job_id=c.lease.job_id,
+                    token=c.lease.token,
+                    error=f"the database refused the handler's result: {exc}",
+                    retry_in_seconds=0,
+                    permanent=True,
+                )
+                if t is not None:
+                    out.append(t)
+        return out
+
+    def _report(self, c: Completion, t: Transition | None, started_ns: int) -> None:
+        job = c.lease.job
+        attrs = tracing.job_attributes(
+            job_id=job.id, tenant_id=job.tenant_id, worker_id=self.worker_id, attempt=job.attempt
+        )
+        if t is None:
+            metrics.LEASE_LOST.labels(self.queue).inc()
+            self.log.warning(
+                "lease lost", job_id=str(job.id), tenant_id=job.tenant_id, attempt=job.attempt,
+                detail="result dropped: the job was re-queued or finished elsewhere",
+            )
+            tracing.record("ack_job", parent=job.trace_context, start_time=started_ns,
+                           attributes=attrs, error="lease lost")
+            return
+        status = _status_label(t)
+        metrics.JOBS_COMPLETED.labels(job.tenant_id, status).inc()
+        metrics.JOB_DURATION.labels(job.tenant_id, status).observe(c.duration_seconds)
+        tracing.record("ack_job", parent=job.trace_context, start_time=started_ns,
+                       attributes={**attrs, "status": status})
+        if isinstance(c.outcome, Failed):
+            self.log.warning(
+                "job failed", job_id=str(job.id), tenant_id=job.tenant_id, attempt=job.attempt,
+                max_attempts=job.max_attempts, status=status,
+                error=c.outcome.error.splitlines()[0][:500],
+                retry_in=round(c.outcome.retry_in_seconds, 3) if status == "retry" else None,
+            )
+
+
+def _result(c: Completion) -> object:
+    assert isinstance(c.outcome, Succeeded)
+    return c.outcome.result
+
+
+def _status_label(t: Transition) -> str:
+    if t.status is JobStatus.QUEUED:
+        return "retry"
+    return t.status.value

@@ -1,0 +1,85 @@
+"""What wakes the fetcher: a NOTIFY that its queue has work, a freed slot, a
+stop request, or the poll interval passing.
+
+NOTIFYs coalesce into one event, so a burst of submissions costs one lease
+attempt, not one per notification. The LISTEN connection is optional
+(behind PgBouncer in transaction mode it cannot work) and never trusted
+alone: the poll fallback stays on, and after a reconnect the fetcher is
+woken once because events may have been missed in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jobqueue import errors
+from jobqueue.db import notify
+from jobqueue.observability import metrics
+from jobqueue.worker.backoff import Backoff
+from jobqueue.worker.handlers import Logger
+
+CHANNEL = "jobqueue_events"
+# How often an idle LISTEN connection proves it is still alive.
+PING_SECONDS = 15.0
+
+
+class Wakeup:
+    def __init__(self, *, dsn: str, queue: str, log: Logger) -> None:
+        self.dsn = dsn
+        self.queue = queue
+        self.log = log
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """True when woken, False when `timeout` passed first."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    def on_event(self, payload: str) -> None:
+        """A `jobqueue_events` payload: [[job_id, tenant_id, status, queue], ...]."""
+        try:
+            events = json.loads(payload)
+            wanted = any(e[2] == "queued" and e[3] == self.queue for e in events)
+        except (ValueError, TypeError, IndexError, KeyError):
+            wanted = True  # an event we cannot read: a lease attempt is cheap
+        if wanted:
+            self._event.set()
+
+    async def listen(self) -> None:
+        """Keep a LISTEN connection open until cancelled, reconnecting with backoff."""
+        backoff = Backoff(base=0.2, cap=5.0)
+        while True:
+            try:
+                handle = await notify.listen(self.dsn, CHANNEL, self.on_event)
+            except errors.DatabaseUnavailable as exc:
+                metrics.DB_ERRORS.labels("worker").inc()
+                delay = backoff.next()
+                self.log.warning("cannot LISTEN, polling meanwhile", error=str(exc),
+                                 retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            self._event.set()
+            try:
+                while not handle.closed:
+                    try:
+                        async with asyncio.timeout(PING_SECONDS):
+                            await handle.wait_closed()
+                    except TimeoutError:
+                        await handle.ping()
+            except errors.DatabaseUnavailable:
+                pass
+            finally:
+                await handle.close()
+            self.log.warning("LISTEN connection lost, reconnecting")

@@ -1,0 +1,359 @@
+"""The worker process: named, supervised tasks around a set of held leases.
+
+- `fetcher` leases as many jobs as there are free slots, when a NOTIFY says
+  its queue has work or when the poll interval passes (always on: LISTEN
+  can be off, e.g. behind PgBouncer, or miss events while reconnecting);
+- `heartbeat` extends every held lease at most every third of the lease
+  duration; a lease the database no longer gives back is lost: its handler
+  is cancelled and its result will not be written;
+- `completer` batches acks (see completer.py);
+- `listener` keeps a LISTEN connection open, reconnecting with backoff.
+
+The first side task that fails stops the process cleanly. Every database
+call rides out an outage: it logs, backs off (capped) and tries again.
+
+SIGTERM (DESIGN invariant 8): stop leasing, give running jobs the grace
+period, then cancel the rest and release them without burning an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobqueue import db, errors
+from jobqueue.db import leases
+from jobqueue.models import JobId, Lease, WorkerId
+from jobqueue.observability import logging as obslog
+from jobqueue.observability import metrics, tracing
+from jobqueue.settings import DatabaseSettings, WorkerSettings
+from jobqueue.worker.backoff import Backoff
+from jobqueue.worker.completer import Completer, Completion
+from jobqueue.worker.handlers import Registry
+from jobqueue.worker.runner import RetryPolicy, Runner
+from jobqueue.worker.wakeup import Wakeup
+
+# SIGTERM: how long to keep trying to ack results and release leases.
+FLUSH_SECONDS = 10.0
+
+
+def new_worker_id() -> WorkerId:
+    """Unique per process: host (the pod name on Kubernetes), pid, randomness."""
+    return WorkerId(f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+
+
+@dataclass(eq=False)
+class Held:
+    lease: Lease
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+    finished: bool = False  # the handler returned; its result awaits the completer
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        settings: WorkerSettings,
+        registry: Registry,
+        database: DatabaseSettings | None = None,
+        worker_id: WorkerId | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self.database = database or DatabaseSettings()
+        self.registry = registry
+        self.worker_id = worker_id or new_worker_id()
+        self.queue = settings.queue
+        self.log = obslog.get_logger("jobqueue.worker").bind(
+            worker_id=self.worker_id, queue=self.queue
+        )
+        self.heartbeat_seconds = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+        self.held: dict[JobId, Held] = {}
+        self.running: set[JobId] = set()
+        self._wake = Wakeup(dsn=dsn, queue=self.queue, log=self.log)
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._threads = ThreadPoolExecutor(
+            max_workers=settings.concurrency, thread_name_prefix="handler"
+        )
+        self._runner = Runner(
+            registry=registry,
+            worker_id=self.worker_id,
+            retry=RetryPolicy(settings.backoff_base_seconds, settings.backoff_cap_seconds),
+            threads=self._threads,
+            log=obslog.get_logger("jobqueue.handler"),
+        )
+        self._pool: db.Pool | None = None
+        self._completer: Completer | None = None
+
+    # -- control ------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: graceful stop. A second call: stop now (release everything)."""
+        if self._stop.is_set():
+            self._force.set()
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def free_slots(self) -> int:
+        return self.settings.concurrency - len(self.running)
+
+    async def run(self) -> int:
+        """Run until stopped; 0 after a clean stop, 1 if a side task failed."""
+        self.log.info(
+            "worker starting", concurrency=self.settings.concurrency,
+            handlers=self.registry.names(), lease_seconds=self.settings.lease_seconds,
+            listen=self.database.listen,
+        )
+        metrics.WORKER_SLOTS.labels(self.queue).set(self.settings.concurrency)
+        pool = await self._connect()
+        if pool is None:
+            return 0
+        self._pool = pool
+        self._completer = Completer(
+            pool=pool, queue=self.queue, worker_id=self.worker_id, log=self.log,
+            on_settled=self._settled,
+        )
+        side = {
+            "fetcher": self._fetcher(pool),
+            "heartbeat": self._heartbeat(pool),
+            "completer": self._completer.run(),
+        }
+        if self.database.listen:
+            side["listener"] = self._wake.listen()
+        tasks = {name: asyncio.create_task(coro, name=name) for name, coro in side.items()}
+        stop = asyncio.create_task(self._stop.wait(), name="stop")
+        await asyncio.wait([*tasks.values(), stop], return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        for name, task in tasks.items():
+            if task.done():
+                code = 1
+                exc = None if task.cancelled() else task.exception()
+                self.log.error("side task ended; stopping", task=name, error=repr(exc),
+                               exc_info=exc)
+        stop.cancel()
+        try:
+            await self._shutdown(tasks, pool)
+        finally:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        self.log.info("worker stopped", exit_code=code)
+        return code
+
+    async def _connect(self) -> db.Pool | None:
+        backoff = Backoff(base=0.2, cap=5.0)
+        while not self._stop.is_set():
+            try:
+                return await db.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.database.pool_max,
+                    statement_cache_size=self.database.statement_cache_size,
+                    application_name=f"jobqueue-worker {self.worker_id}"[:63],
+                )
+            except errors.DatabaseUnavailable as exc:
+                metrics.DB_ERRORS.labels("worker").inc()
+                delay = backoff.next()
+                self.log.warning("database unavailable, retrying", error=str(exc),
+                                 retry_in=round(delay, 2))
+                await self._sleep_unless_stopped(delay)
+        return None
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
+        except TimeoutError:
+            pass
+
+    # -- leasing --------------------------------------------------------------------
+
+    async def _fetcher(self, pool: db.Pool) -> None:
+        backoff = Backoff(base=0.2, cap=5.0)
+        while True:
+            free = self.free_slots
+            self._wake.clear()
+            if free <= 0:
+                await self._wake.wait()  # a freed slot or a stop wakes us
+                continue
+            started = tracing.now_ns()
+            try:
+                got = await leases.lease(
+                    pool, queue=self.queue, worker_id=self.worker_id, limit=free,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+                backoff.reset()
+            except errors.DatabaseUnavailable as exc:
+                metrics.DB_ERRORS.labels("worker").inc()
+                delay = backoff.next()
+                self.log.warning("cannot lease, will retry", error=str(exc),
+                                 retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            if got:
+                await self._begin(pool, got, started)
+            if len(got) < free:
+                # The queue looks drained: wait for a NOTIFY, a free slot or the poll.
+                await self._wake.wait(self.settings.poll_seconds)
+
+    async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
+        metrics.LEASE_ACQUIRED.labels(self.worker_id).inc(len(got))
+        ended = tracing.now_ns()
+        for lease in got:
+            tracing.record("acquire_lease", parent=lease.job.trace_context,
+                           start_time=started_ns, end_time=ended,
+                           attributes=self._attrs(lease))
+        held = [(lease.job_id, lease.token) for lease in got]
+        try:
+            ok = await leases.start(pool, held=held)
+        except errors.DatabaseUnavailable as exc:
+            # Run them anyway: ack and heartbeat accept leased jobs too, and
+            # fencing still protects every write.
+            metrics.DB_ERRORS.labels("worker").inc()
+            self.log.warning("cannot mark jobs running", error=str(exc))
+            ok = {lease.job_id for lease in got}
+        for lease in got:
+            if lease.job_id not in ok:
+                metrics.LEASE_LOST.labels(self.queue).inc()
+                self.log.warning("lease lost", job_id=str(lease.job_id),
+                                 detail="before the handler started")
+                continue
+            h = Held(lease)
+            self.held[lease.job_id] = h
+            self.running.add(lease.job_id)
+            h.task = asyncio.create_task(self._execute(h), name=f"job:{lease.job_id}")
+        self._gauge()
+
+    def _attrs(self, lease: Lease) -> tracing.Attributes:
+        job = lease.job
+        attrs = tracing.job_attributes(
+            job_id=job.id, tenant_id=job.tenant_id, worker_id=self.worker_id, attempt=job.attempt
+        )
+        attrs["job_type"] = job.type
+        return attrs
+
+    async def _execute(self, h: Held) -> None:
+        lease = h.lease
+        job = lease.job
+        with (
+            obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
+                            trace_context=job.trace_context),
+            tracing.span("execute_job", parent=job.trace_context, attributes=self._attrs(lease)),
+        ):
+            outcome = await self._runner.run(lease)
+        h.finished = True
+        self._release_slot(job.id)
+        assert self._completer is not None
+        self._completer.put(Completion(lease, outcome, time.monotonic() - h.started))
+
+    def _release_slot(self, job_id: JobId) -> None:
+        self.running.discard(job_id)
+        self._wake.set()
+
+    def _settled(self, lease: Lease) -> None:
+        h = self.held.get(lease.job_id)
+        if h is not None and h.lease.token == lease.token:
+            del self.held[lease.job_id]
+        self._gauge()
+
+    def _gauge(self) -> None:
+        metrics.WORKER_BUSY_SLOTS.labels(self.queue).set(len(self.held))
+
+    def _lose(self, h: Held, detail: str) -> None:
+        job = h.lease.job
+        metrics.LEASE_LOST.labels(self.queue).inc()
+        self.log.warning("lease lost", job_id=str(job.id), tenant_id=job.tenant_id,
+                         attempt=job.attempt, detail=detail)
+        self.held.pop(job.id, None)
+        self._release_slot(job.id)
+        if h.task is not None:
+            h.task.cancel()
+        self._gauge()
+
+    # -- heartbeats -----------------------------------------------------------------
+
+    async def _heartbeat(self, pool: db.Pool) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            snapshot = [(jid, h.lease.token) for jid, h in self.held.items()]
+            if not snapshot:
+                continue
+            try:
+                still = await leases.heartbeat(pool, held=snapshot,
+                                               lease_seconds=self.settings.lease_seconds)
+            except errors.DatabaseUnavailable as exc:
+                metrics.DB_ERRORS.labels("worker").inc()
+                self.log.warning("heartbeat failed, will retry", error=str(exc),
+                                 leases=len(snapshot))
+                continue
+            for jid, token in snapshot:
+                h = self.held.get(jid)
+                # Finished ones are the completer's to judge: an ack may have
+                # landed between this statement and its answer.
+                if jid in still or h is None or h.lease.token != token or h.finished:
+                    continue
+                self._lose(h, "heartbeat: the job was re-queued, cancelled or finished elsewhere")
+
+    # -- graceful stop --------------------------------------------------------------
+
+    async def _shutdown(self, tasks: dict[str, asyncio.Task[None]], pool: db.Pool) -> None:
+        fetcher = tasks["fetcher"]
+        fetcher.cancel()
+        await asyncio.gather(fetcher, return_exceptions=True)
+        jobs = [h.task for h in self.held.values() if h.task is not None and not h.finished]
+        if jobs and not self._force.is_set():
+            self.log.info("stopping: waiting for running jobs", jobs=len(jobs),
+                          grace_seconds=self.settings.grace_seconds)
+            force = asyncio.create_task(self._force.wait())
+            finished = asyncio.gather(*jobs, return_exceptions=True)
+            waiters: list[asyncio.Future[Any]] = [finished, force]
+            await asyncio.wait(waiters, timeout=self.settings.grace_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            force.cancel()
+        leftover = [h for h in self.held.values() if not h.finished]
+        for h in leftover:
+            if h.task is not None:
+                h.task.cancel()
+        await asyncio.gather(*(h.task for h in leftover if h.task), return_exceptions=True)
+        if leftover:
+            await self._release(pool, leftover)
+        completer = tasks["completer"]
+        if (
+            self._completer is not None
+            and not completer.done()
+            and not await self._completer.drain(FLUSH_SECONDS)
+        ):
+                self.log.error("stopping with results not acked; their leases will expire",
+                               results=self._completer.unsettled)
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await pool.close()
+
+    async def _release(self, pool: db.Pool, leftover: list[Held]) -> None:
+        held = [(h.lease.job_id, h.lease.token) for h in leftover]
+        backoff = Backoff(base=0.2, cap=2.0)
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while True:
+            try:
+                released = await leases.release(pool, held=held)
+                break
+            except errors.DatabaseUnavailable as exc:
+                if time.monotonic() > deadline:
+                    self.log.error("cannot release leases; they will expire", error=str(exc),
+                                   jobs=len(held))
+                    return
+                await asyncio.sleep(backoff.next())
+        for h in leftover:
+            self.held.pop(h.lease.job_id, None)
+            self.running.discard(h.lease.job_id)
+        self.log.info("released unfinished jobs without burning an attempt",
+                      released=len(released), lost=len(held) - len(released))
