@@ -16,17 +16,13 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-
-from jobqueue import db  # noqa: E402
-from jobqueue.db import jobs, leases, migrations, tenants  # noqa: E402
-from jobqueue.embedded import EmbeddedPostgres  # noqa: E402
-from jobqueue.models import NewJob, TenantId, TenantQuotas, WorkerId  # noqa: E402
+from jobqueue import db
+from jobqueue.db import jobs, leases, migrations, tenants
+from jobqueue.embedded import EmbeddedPostgres
+from jobqueue.models import NewJob, TenantId, TenantQuotas, WorkerId
 
 TENANT = TenantId("bench")
 QUOTAS = TenantQuotas(max_concurrent=1_000_000)

@@ -1,0 +1,54 @@
+"""Pure parts of the runtime core: query files, fingerprints, priorities, keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jobqueue import apikeys
+from jobqueue.db import queries
+from jobqueue.idempotency import fingerprint
+from jobqueue.models import NewJob, Priority
+
+
+def test_query_files_split_on_name_lines() -> None:
+    parsed = queries.parse("-- preamble\n-- name: a\nSELECT 1;\n\n-- name: b\nSELECT 2\n")
+    assert parsed == {"a": "SELECT 1", "b": "SELECT 2"}
+
+
+def test_a_query_name_defined_twice_is_an_error() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        queries.parse("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
+
+
+def test_every_aggregate_file_loads() -> None:
+    names = set(queries.all_queries())
+    assert {"jobs.submit", "leases.ack", "tenants.upsert", "stats.depth"} <= names
+
+
+def test_fingerprint_ignores_key_order_and_trace_but_not_content() -> None:
+    a = NewJob(type="t", data={"x": 1, "y": [1, 2]}, idempotency_key="k")
+    b = NewJob(type="t", data={"y": [1, 2], "x": 1}, idempotency_key="other",
+               trace_context={"traceparent": "00-abc"})
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(NewJob(type="t", data={"x": 2, "y": [1, 2]}))
+    assert fingerprint(a) != fingerprint(NewJob(type="t", data=a.data, priority=Priority.HIGH))
+    later = NewJob(type="t", data=a.data, run_at=datetime(2030, 1, 1, tzinfo=UTC))
+    assert fingerprint(a) != fingerprint(later)
+
+
+def test_priority_parses_names_and_numbers() -> None:
+    assert Priority.parse("critical") is Priority.CRITICAL
+    assert Priority.parse("HIGH") is Priority.HIGH
+    assert Priority.parse(0) is Priority.LOW
+    with pytest.raises(ValueError, match="unknown priority"):
+        Priority.parse("urgent")
+
+
+def test_api_keys_match_only_their_digest() -> None:
+    key = apikeys.generate()
+    assert key.startswith("jq_") and len(key) > 40
+    assert apikeys.matches(key, ["0" * 64, apikeys.digest(key)])
+    assert not apikeys.matches(key + "x", [apikeys.digest(key)])
+    assert not apikeys.matches(key, [])
