@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from jobqueue import errors
 
 # Order is the order of `jobqueue --help`.
-COMMANDS = ["dev", "migrate", "worker"]
+COMMANDS = ["dev", "migrate", "worker", "reaper", "api"]
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3

@@ -61,3 +61,34 @@ class ReaperSettings(BaseSettings):
     leader_election: str = Field("postgres", pattern="^(postgres|kubernetes|none)$")
     leader_lease_seconds: float = Field(15.0, gt=1)
     metrics_port: int | None = None
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_")
+
+    host: str = Field("127.0.0.1", description="0.0.0.0 in a pod; loopback keeps dev private")
+    port: int = Field(8000, ge=0, le=65535)
+    # HS256 needs at least 32 bytes of secret to be worth its name; unset
+    # refuses to start (`jobqueue dev` generates one).
+    jwt_secret: SecretStr | None = None
+    # Short enough that a disabled tenant's or a leaked token dies soon;
+    # clients fetch a new one with their API key.
+    token_ttl_seconds: int = Field(900, ge=10, le=86400)
+    # A static bearer credential that acts across tenants (operators, support).
+    admin_token: SecretStr | None = None
+    # One job's `data`, serialised. Bigger payloads belong in object storage.
+    max_payload_bytes: int = Field(256 * 1024, ge=1024)
+    # One transaction; bigger batches hold row locks and memory for too long.
+    batch_max: int = Field(1000, ge=1, le=10_000)
+    # Tenant quotas and enabled flags are read through a cache this old at
+    # most, so the hot path is the rate-limit call plus the insert.
+    tenant_cache_seconds: float = Field(5.0, ge=0)
+    # Every request's database work gives up after this and answers 503.
+    db_timeout_seconds: float = Field(10.0, gt=0)
+    # Queue depth gauges are refreshed this often.
+    depth_refresh_seconds: float = Field(5.0, gt=0)
+    # Events buffered per WebSocket subscriber before it counts as too slow
+    # and is dropped.
+    ws_queue_size: int = Field(1000, ge=1)
+    # A whole batch request; also bounds the memory one request can take.
+    max_batch_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)

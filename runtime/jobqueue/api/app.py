@@ -1,0 +1,132 @@
+"""The FastAPI application: `create_app(settings, database)`.
+
+The lifespan owns everything with a lifetime: the asyncpg pool, the one
+LISTEN connection that feeds WebSocket watchers, and the periodic depth
+refresh. None of them needs the database at start-up: the pool connects
+lazily, the listener and the refresh retry by themselves, so an API that
+starts during a database outage answers 503 (and /readyz says so) until the
+database is back, then serves without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from structlog.typing import FilteringBoundLogger
+
+from jobqueue import db
+from jobqueue.api import auth, errors, listener, middleware, ws
+from jobqueue.api.hub import Hub
+from jobqueue.api.quotas import BacklogGate, TenantCache
+from jobqueue.api.routes import auth as auth_routes
+from jobqueue.api.routes import jobs as job_routes
+from jobqueue.api.routes import ops as ops_routes
+from jobqueue.api.state import Runtime
+from jobqueue.db import health, stats
+from jobqueue.observability import logging as obslog
+from jobqueue.observability import metrics
+from jobqueue.settings import ApiSettings, DatabaseSettings
+
+
+def _log() -> FilteringBoundLogger:
+    # Looked up per use: a logger bound at import would keep the logging
+    # configuration of import time, not the one the command sets up.
+    return obslog.get_logger(__name__)
+
+
+__all__ = ["create_app"]
+
+
+async def _refresh_depth(rt: Runtime) -> None:
+    """Depth gauges and the backlog gate's snapshot, from one query per tick."""
+    failing = False
+    while True:
+        try:
+            async with rt.deadline():
+                rows = await stats.depth(rt.pool)
+        except Exception as exc:  # metrics never take the API down; retried next tick
+            metrics.DB_ERRORS.labels("api").inc()
+            if not failing:
+                _log().warning("queue depth refresh failed", error=type(exc).__name__)
+            failing = True
+        else:
+            metrics.refresh_depth(rows)
+            rt.backlog.snapshot(rows)
+            failing = False
+        await asyncio.sleep(rt.settings.depth_refresh_seconds)
+
+
+def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
+    if settings.jwt_secret is None:
+        raise ValueError("no JWT signing secret: set JOBQUEUE_API_JWT_SECRET (32+ bytes)")
+    secret = settings.jwt_secret.get_secret_value()
+    auth.check_secret(secret)
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    if admin_token is not None and len(admin_token) < auth.MIN_SECRET_BYTES:
+        raise ValueError(f"the admin token must be at least {auth.MIN_SECRET_BYTES} characters")
+    dsn = database.dsn()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # min_size=0: creating the pool needs no database; connections are
+        # opened on demand and a broken one is replaced on the next acquire.
+        pool = await db.create_pool(
+            dsn,
+            min_size=0,
+            max_size=database.pool_max,
+            application_name="jobqueue-api",
+            statement_cache_size=database.statement_cache_size,
+        )
+        hub = Hub(settings.ws_queue_size)
+        rt = Runtime(
+            settings=settings,
+            secret=secret,
+            admin_token=admin_token,
+            pool=pool,
+            tenants=TenantCache(settings.tenant_cache_seconds),
+            backlog=BacklogGate(max_age_seconds=3 * settings.depth_refresh_seconds),
+            hub=hub,
+        )
+        if database.listen:
+            rt.tasks.append(
+                asyncio.create_task(listener.keep_listening(dsn, hub), name="event-listener")
+            )
+        rt.tasks.append(asyncio.create_task(_refresh_depth(rt), name="depth-refresh"))
+        app.state.runtime = rt
+        try:
+            # Warm one connection so the first request does not pay for it.
+            async with rt.deadline():
+                await health.ping(pool)
+        except Exception:
+            _log().warning("database unavailable at start; answering 503 until it is back")
+        _log().info("api started", host=settings.host, port=settings.port)
+        try:
+            yield
+        finally:
+            for task in rt.tasks:
+                task.cancel()
+            await asyncio.gather(*rt.tasks, return_exceptions=True)
+            pool.terminate()
+
+    app = FastAPI(
+        title="jobqueue",
+        summary="A multi-tenant job queue on PostgreSQL",
+        version="1",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(auth_routes.router)
+    app.include_router(job_routes.router)
+    app.include_router(ops_routes.router)
+    app.include_router(ws.router)
+    # Added last runs first: metrics see every answer, including 413s.
+    single = 8 * settings.max_payload_bytes + middleware.SMALL_BODY_BYTES
+    app.add_middleware(
+        middleware.BodyLimit,
+        limits={"/v1/jobs": single, "/v1/jobs/batch": settings.max_batch_bytes},
+    )
+    app.add_middleware(middleware.Metrics)
+    return app

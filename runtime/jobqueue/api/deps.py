@@ -1,0 +1,73 @@
+"""Request dependencies: who calls, and may they (auth, tenant state, rate limit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jobqueue import errors
+from jobqueue.api import auth
+from jobqueue.api import errors as api_errors
+from jobqueue.api.state import Runtime, runtime
+from jobqueue.db import ratelimit
+from jobqueue.models import Tenant, TenantId
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A tenant token from POST /auth/token, or the admin credential.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """An authenticated, enabled caller within its rate limit."""
+
+    principal: auth.Principal
+    tenant: Tenant | None  # None for the admin
+
+    @property
+    def scope(self) -> TenantId | None:
+        """The tenant every query is limited to; None (the admin) means all."""
+        return self.principal.tenant_id
+
+
+def authenticate(rt: Runtime, credential: str | None) -> auth.Principal:
+    if credential is None:
+        raise api_errors.unauthorized("missing bearer token")
+    try:
+        return auth.authenticate(credential, secret=rt.secret, admin_token=rt.admin_token)
+    except auth.InvalidToken as exc:
+        raise api_errors.unauthorized(str(exc)) from None
+
+
+async def admit(rt: Runtime, principal: auth.Principal, *, cost: int = 1) -> Access:
+    """The tenant must exist, be enabled and have budget left; the admin always may."""
+    if principal.tenant_id is None:
+        return Access(principal, None)
+    try:
+        async with rt.deadline():
+            tenant = await rt.tenants.get(rt.pool, principal.tenant_id)
+            if not tenant.enabled:
+                raise errors.TenantDisabled(f"tenant {tenant.id} is disabled")
+            decision = await ratelimit.take(rt.pool, tenant_id=tenant.id, cost=cost)
+    except errors.TenantNotFound:
+        raise api_errors.unauthorized("unknown tenant") from None
+    if not decision.allowed:
+        raise api_errors.rate_limited(decision.retry_after_seconds)
+    return Access(principal, tenant)
+
+
+async def _access(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Access:
+    rt = runtime(request)
+    principal = authenticate(rt, credentials.credentials if credentials else None)
+    return await admit(rt, principal)
+
+
+AccessDep = Annotated[Access, Depends(_access)]
+RuntimeDep = Annotated[Runtime, Depends(runtime)]

@@ -1,0 +1,170 @@
+"""Every error the API answers is JSON `{"error": code, "detail": message}`.
+
+`jobqueue.errors` map to status codes here, in one table; nothing else in
+the API chooses an error status. Unexpected exceptions become a 500 with no
+stack trace in the body (the log has it); database trouble of any kind
+becomes 503 with Retry-After, since it passes by itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from structlog.typing import FilteringBoundLogger
+
+from jobqueue import errors
+from jobqueue.observability import logging as obslog
+
+
+def _log() -> FilteringBoundLogger:
+    # Looked up per use: a logger bound at import would keep the logging
+    # configuration of import time, not the one the command sets up.
+    return obslog.get_logger(__name__)
+
+
+# Seconds a client should wait before retrying while the database is away.
+UNAVAILABLE_RETRY_AFTER = 2
+
+
+class ApiError(Exception):
+    """An answer the API gives on purpose, with its status and code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = dict(headers or {})
+        if retry_after is not None:
+            self.headers["Retry-After"] = retry_after_header(retry_after)
+
+
+def unauthorized(detail: str) -> ApiError:
+    return ApiError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(detail: str) -> ApiError:
+    return ApiError(403, "forbidden", detail)
+
+
+def too_large(detail: str) -> ApiError:
+    return ApiError(413, "payload_too_large", detail)
+
+
+def rate_limited(retry_after: float) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"request rate limit exceeded; retry in {retry_after:.2f}s",
+        retry_after=retry_after,
+    )
+
+
+def retry_after_header(seconds: float) -> str:
+    """Whole seconds, rounded up: `Retry-After: 0` would invite a hot loop."""
+    return str(max(1, math.ceil(seconds)))
+
+
+def body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **extra}
+
+
+def from_domain(exc: errors.JobQueueError) -> ApiError:
+    """The one table from domain errors to answers."""
+    match exc:
+        case errors.NotFound():
+            return ApiError(404, "not_found", str(exc))
+        case errors.IdempotencyConflict():
+            return ApiError(409, "idempotency_conflict", str(exc))
+        case errors.InvalidTransition():
+            return ApiError(409, "invalid_transition", str(exc))
+        case errors.QuotaExceeded():
+            return ApiError(429, "quota_exceeded", str(exc), retry_after=exc.retry_after)
+        case errors.TenantDisabled():
+            return ApiError(403, "tenant_disabled", str(exc) or "tenant is disabled")
+        case errors.InvalidInput():
+            return ApiError(422, "invalid_input", str(exc))
+        case errors.DatabaseUnavailable():
+            # The driver's message may name hosts and ports; keep it in the log.
+            return unavailable()
+        case _:
+            return ApiError(500, "internal", "internal error")
+
+
+def unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "unavailable",
+        "the database is unavailable; retry later",
+        retry_after=UNAVAILABLE_RETRY_AFTER,
+    )
+
+
+def response(err: ApiError, **extra: Any) -> JSONResponse:
+    return JSONResponse(body(err.code, err.detail, **extra), err.status, headers=err.headers)
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return response(exc)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.JobQueueError)
+    err = from_domain(exc)
+    if err.status >= 500:
+        _log().warning(
+            "request failed", path=request.url.path, error=type(exc).__name__, reason=str(exc)
+        )
+    return response(err)
+
+
+async def _timeout(request: Request, exc: Exception) -> JSONResponse:
+    _log().warning("database call timed out", path=request.url.path)
+    return response(unavailable())
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+    first = fields[0] if fields else {"loc": [], "msg": "invalid request"}
+    detail = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else str(first["msg"])
+    return JSONResponse(body("validation_error", detail, fields=fields), 422)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        body(code, str(exc.detail)), exc.status_code, headers=dict(exc.headers or {})
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _log().error("unhandled error", path=request.url.path, exc_info=exc)
+    return response(ApiError(500, "internal", "internal error"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(errors.JobQueueError, _domain_error)
+    app.add_exception_handler(TimeoutError, _timeout)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,176 @@
+"""Request and response bodies, as the OpenAPI document shows them.
+
+Bounds mirror the table's check constraints, so bad input is a 422 here
+and never reaches the database. `data` is any JSON value; its encoded size
+is checked by the route (413 above the configured limit).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from jobqueue.models import DepthRow, Job, JobStatus, Priority
+
+PriorityName = Literal["low", "normal", "high", "critical"]
+# Printable ASCII without spaces: safe in a header and in a log line.
+KEY_PATTERN = r"^[!-~]+$"
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
+TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
+
+TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=KEY_PATTERN)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobIn(_In):
+    type: str = Field(pattern=TYPE_PATTERN, examples=["send_email"])
+    data: Any = Field(default_factory=dict, description="any JSON value; the handler gets it")
+    queue: str = Field("default", pattern=QUEUE_PATTERN)
+    priority: PriorityName | Annotated[int, Field(ge=0, le=3)] = "normal"
+    max_attempts: int = Field(5, ge=1, le=1000)
+    timeout_seconds: int = Field(300, ge=1, le=86400)
+    run_at: AwareDatetime | None = Field(
+        None, description="not before this time (a UTC offset is required)"
+    )
+
+    def priority_value(self) -> Priority:
+        return Priority.parse(self.priority)
+
+
+class BatchJobIn(JobIn):
+    idempotency_key: IdempotencyKey
+
+
+class BatchIn(_In):
+    jobs: list[BatchJobIn] = Field(min_length=1, max_length=10_000)
+
+
+class RetryIn(_In):
+    reset_attempts: bool = Field(False, description="start counting attempts from zero again")
+
+
+class TokenIn(_In):
+    tenant_id: str = Field(pattern=TENANT_PATTERN, max_length=63)
+    api_key: str = Field(min_length=1, max_length=512)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: str
+    queue: str
+    type: str
+    data: Any
+    status: JobStatus
+    priority: PriorityName
+    attempt: int
+    max_attempts: int
+    timeout_seconds: int
+    idempotency_key: str | None
+    scheduled_at: datetime
+    created_at: datetime
+    leased_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    last_error: str | None
+    result: Any
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            tenant_id=job.tenant_id,
+            queue=job.queue,
+            type=job.type,
+            data=job.data,
+            status=job.status,
+            priority=job.priority.name.lower(),
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            timeout_seconds=job.timeout_seconds,
+            idempotency_key=job.idempotency_key,
+            scheduled_at=job.scheduled_at,
+            created_at=job.created_at,
+            leased_at=job.leased_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            updated_at=job.updated_at,
+            last_error=job.last_error,
+            result=job.result,
+        )
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class FieldError(BaseModel):
+    loc: list[str]
+    msg: str
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(examples=["not_found"])
+    detail: str
+    fields: list[FieldError] | None = None
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    outcome: Literal["created", "replayed", "conflict"]
+    job: JobOut | None = None
+    error: ErrorOut | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItemOut]
+    created: int
+    replayed: int
+    conflicts: int
+
+
+class DepthOut(BaseModel):
+    tenant_id: str
+    queue: str
+    status: JobStatus
+    jobs: int
+    oldest_ready_age_seconds: float | None
+
+    @classmethod
+    def of(cls, row: DepthRow) -> DepthOut:
+        return cls(
+            tenant_id=row.tenant_id,
+            queue=row.queue,
+            status=row.status,
+            jobs=row.jobs,
+            oldest_ready_age_seconds=row.oldest_ready_age_seconds,
+        )
+
+
+class StatsOut(BaseModel):
+    depth: list[DepthOut]
+    oldest_queued_age_seconds: float | None = Field(
+        description="age of the oldest job ready to run, over every queue"
+    )
+
+
+class StatusOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str | None = None

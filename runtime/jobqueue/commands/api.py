@@ -1,0 +1,75 @@
+"""`jobqueue api`: serve the HTTP API with uvicorn until SIGTERM.
+
+Flags override JOBQUEUE_API_* settings. JOBQUEUE_API_JWT_SECRET (32+ bytes)
+is required; `jobqueue dev` generates one with `with_dev_secret`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+from typing import Any
+
+import uvicorn
+from pydantic import SecretStr
+
+from jobqueue.api.app import create_app
+from jobqueue.observability import logging as obslog
+from jobqueue.observability import tracing
+from jobqueue.settings import ApiSettings, DatabaseSettings
+
+# Open WebSockets and slow requests get this long after SIGTERM.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("api", help="serve the HTTP API")
+    p.add_argument("--host", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (default: 8000)")
+    p.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=os.environ.get("JOBQUEUE_LOG_FORMAT", "json"),
+        help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)",
+    )
+    p.add_argument("--log-level", default=os.environ.get("JOBQUEUE_LOG_LEVEL", "INFO"))
+    p.set_defaults(func=run)
+
+
+def with_dev_secret(settings: ApiSettings) -> ApiSettings:
+    """The settings, with a random signing secret if none is configured (dev only:
+    tokens die with the process)."""
+    if settings.jwt_secret is not None:
+        return settings
+    return settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
+
+
+def server(settings: ApiSettings, database: DatabaseSettings) -> uvicorn.Server:
+    """A uvicorn server for the app; `await server.serve()` runs it."""
+    config = uvicorn.Config(
+        create_app(settings, database),
+        host=settings.host,
+        port=settings.port,
+        # Our own logging setup stays in force; uvicorn's access log is off
+        # because it prints query strings, and WebSocket tokens travel there.
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    settings = ApiSettings(**overrides)
+    obslog.configure(json=args.log_format == "json", level=args.log_level)
+    tracing.setup("jobqueue-api")
+    try:
+        asyncio.run(server(settings, DatabaseSettings()).serve())
+    finally:
+        tracing.shutdown()
+    return 0
