@@ -6,7 +6,7 @@ the database URL). Defaults say why they are what they are.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,13 +42,27 @@ class WorkerSettings(BaseSettings):
     # that a crashed worker's jobs come back within half a minute.
     lease_seconds: float = Field(30.0, gt=1)
     # At most a third of the lease: two heartbeats may fail before it expires.
-    heartbeat_seconds: float = Field(10.0, gt=0)
+    # 0 means exactly a third of lease_seconds.
+    heartbeat_seconds: float = Field(0.0, ge=0)
     # Fallback when no NOTIFY arrives (or LISTEN is off).
     poll_seconds: float = Field(1.0, gt=0)
     grace_seconds: float = Field(25.0, ge=0, description="SIGTERM: time for in-flight jobs")
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_cap_seconds: float = Field(600.0, gt=0)
     metrics_port: int | None = None
+
+    @model_validator(mode="after")
+    def _heartbeat_well_inside_lease(self) -> WorkerSettings:
+        # A heartbeat close to the lease re-runs live jobs (pgqueuer #430):
+        # one late heartbeat must not be enough to lose a lease.
+        if self.heartbeat_seconds == 0:
+            self.heartbeat_seconds = self.lease_seconds / 3
+        if self.heartbeat_seconds > self.lease_seconds / 3:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be at most a third of "
+                f"lease_seconds ({self.lease_seconds})"
+            )
+        return self
 
 
 class ReaperSettings(BaseSettings):
