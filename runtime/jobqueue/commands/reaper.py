@@ -1,0 +1,148 @@
+"""`jobqueue reaper`: re-queue expired leases, prune old finished jobs.
+
+Run any number of replicas: one is elected (a row in Postgres by default,
+or a coordination.k8s.io/v1 Lease with --leader-election=kubernetes) and
+the others wait. `--once` does a single pass, prints what it did as JSON
+and exits (no election: every reaper update is compare-and-set anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from typing import Any
+
+from jobqueue import db, errors
+from jobqueue.commands.worker import add_logging_flags
+from jobqueue.observability import logging as obslog
+from jobqueue.observability import metrics
+from jobqueue.reaper import kube, leader
+from jobqueue.reaper.kube_lease import KubernetesElector
+from jobqueue.reaper.reaper import Reaper
+from jobqueue.settings import DatabaseSettings, ReaperSettings
+from jobqueue.worker.backoff import Backoff
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("reaper", help="re-queue expired leases, prune")
+    p.add_argument("--leader-election", choices=["postgres", "kubernetes", "none"])
+    p.add_argument("--lease-seconds", type=float, help="leader lease duration (default 15)")
+    p.add_argument("--interval-seconds", type=float, help="pause between passes (default 1)")
+    p.add_argument("--retention-seconds", type=float, help="keep finished jobs this long")
+    p.add_argument("--once", action="store_true", help="one pass, print it as JSON, exit")
+    p.add_argument("--metrics-port", type=int)
+    p.add_argument("--lease-name",
+                   default=os.environ.get("JOBQUEUE_REAPER_LEASE_NAME", "jobqueue-reaper"),
+                   help="name of the leader row or Lease object")
+    p.add_argument("--lease-namespace", default=os.environ.get("JOBQUEUE_REAPER_LEASE_NAMESPACE"),
+                   help="Lease namespace (default: the pod's, else the kubeconfig's)")
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
+                   help="use this kubeconfig instead of the in-cluster service account")
+    add_logging_flags(p)
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> ReaperSettings:
+    flags = {
+        "leader_election": args.leader_election,
+        "leader_lease_seconds": args.lease_seconds,
+        "interval_seconds": args.interval_seconds,
+        "retention_seconds": args.retention_seconds,
+        "metrics_port": args.metrics_port,
+    }
+    return ReaperSettings(**{k: v for k, v in flags.items() if v is not None})
+
+
+async def connect(dsn: str, database: DatabaseSettings, log: Any, stop: asyncio.Event) -> Any:
+    backoff = Backoff(base=0.2, cap=5.0)
+    while not stop.is_set():
+        try:
+            return await db.create_pool(
+                dsn, min_size=1, max_size=3,
+                statement_cache_size=database.statement_cache_size,
+                application_name="jobqueue-reaper",
+            )
+        except errors.DatabaseUnavailable as exc:
+            delay = backoff.next()
+            log.warning("database unavailable, retrying", error=str(exc), retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return None
+
+
+def elector_for(
+    args: argparse.Namespace, settings: ReaperSettings, pool: db.Pool, identity: str
+) -> tuple[leader.Elector, kube.LeaseClient | None]:
+    lease = settings.leader_lease_seconds
+    if settings.leader_election == "none":
+        return leader.NoElection(identity), None
+    if settings.leader_election == "postgres":
+        return leader.PostgresElector(
+            pool, name=args.lease_name, identity=identity, lease_seconds=lease
+        ), None
+    config = kube.from_kubeconfig(args.kubeconfig) if args.kubeconfig else kube.in_cluster()
+    client = kube.LeaseClient(config)
+    namespace = args.lease_namespace or config.namespace
+    return KubernetesElector(
+        client, namespace=namespace, name=args.lease_name, identity=identity,
+        lease_seconds=lease,
+    ), client
+
+
+async def main(args: argparse.Namespace, settings: ReaperSettings, dsn: str) -> int:
+    log = obslog.get_logger("jobqueue.reaper")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await connect(dsn, DatabaseSettings(), log, stop)
+    if pool is None:
+        return 0
+    identity = leader.candidate_id()
+    log = log.bind(reaper_id=identity)
+    reaper = Reaper(pool, settings, log=log)
+    client: kube.LeaseClient | None = None
+    try:
+        if args.once:
+            print(json.dumps((await reaper.run_once()).as_dict()))
+            return 0
+        elector, client = elector_for(args, settings, pool, identity)
+        leadership = leader.Leadership(elector, log=log)
+        log.info("reaper starting", **elector.describe(), interval=settings.interval_seconds,
+                 retention_seconds=settings.retention_seconds)
+        tasks = [
+            asyncio.create_task(leadership.run(), name="leadership"),
+            asyncio.create_task(reaper.run(leadership), name="reaper"),
+        ]
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        for t in tasks:
+            if t.done():
+                code = 1
+                exc = None if t.cancelled() else t.exception()
+                log.error("task ended; stopping", task=t.get_name(), error=repr(exc),
+                          exc_info=exc)
+        stopping.cancel()
+        # The reaper first, so nothing is reaped after leadership is released.
+        for t in reversed(tasks):
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+        log.info("reaper stopped", **reaper.totals, exit_code=code)
+        return code
+    finally:
+        if client is not None:
+            await client.close()
+        await pool.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    obslog.configure(json=args.log_format == "json", level=args.log_level)
+    if settings.metrics_port is not None and not args.once:
+        metrics.serve(settings.metrics_port)
+    return asyncio.run(main(args, settings, DatabaseSettings().dsn()))

@@ -1,0 +1,181 @@
+"""Leader election: exactly one reaper acts at a time.
+
+An `Elector` makes one attempt to take or extend a lease; `Leadership`
+calls it in a loop and answers `is_leader` from a local deadline, so a
+leader that cannot renew (database or apiserver unreachable, process
+paused) stops acting *before* anyone else may take over:
+
+- the leader renews every third of the lease and trusts its leadership
+  until `RENEW_DEADLINE` of the lease after the start of its last
+  successful renewal; a renewal that finds another holder ends it at once;
+- a follower retries every `lease / 10` (at most 2 s), so a dead leader is
+  replaced within the lease plus one retry period; a leader that stops
+  cleanly releases the lease and is replaced within one retry period.
+
+Electors: `PostgresElector`, a row with an expiry on the database clock
+(PgBouncer-safe, unlike session advisory locks); `KubernetesElector` (in
+`kube_lease`), a coordination.k8s.io/v1 Lease; `NoElection`, always leader.
+Whatever happens here, reaping stays correct with two leaders, because
+every reaper update is compare-and-set; election only avoids wasted work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from typing import Protocol
+
+from jobqueue import errors
+from jobqueue.db import Executor, leaders
+from jobqueue.worker.handlers import Logger
+
+# A leader trusts its lease for this fraction of the duration after the start
+# of its last successful renewal: the rest absorbs clock-rate drift and the
+# time a follower needs to notice expiry.
+RENEW_DEADLINE = 0.8
+
+
+def candidate_id() -> str:
+    """Unique per process: host (the pod name on Kubernetes), pid, randomness."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Elector(Protocol):
+    identity: str
+    lease_seconds: float
+
+    async def try_acquire(self) -> bool:
+        """Take or renew the lease; True if we hold it now. Raises
+        JobQueueError when the backend cannot be reached."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease up now (clean stop) if we hold it."""
+        ...
+
+    def describe(self) -> dict[str, object]:
+        """What to log about the current holder."""
+        ...
+
+
+class PostgresElector:
+    def __init__(
+        self, conn: Executor, *, name: str, identity: str, lease_seconds: float
+    ) -> None:
+        self.conn = conn
+        self.name = name
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+        self.last: leaders.Leadership | None = None
+
+    async def try_acquire(self) -> bool:
+        self.last = await leaders.acquire_or_renew(
+            self.conn, name=self.name, candidate=self.identity, lease_seconds=self.lease_seconds
+        )
+        return self.last.holder == self.identity
+
+    async def release(self) -> None:
+        await leaders.release(self.conn, name=self.name, candidate=self.identity)
+
+    def describe(self) -> dict[str, object]:
+        if self.last is None:
+            return {"election": "postgres", "lease": self.name}
+        return {"election": "postgres", "lease": self.name, "holder": self.last.holder,
+                "transitions": self.last.transitions}
+
+
+class NoElection:
+    """For a single reaper by construction (tests, `jobqueue dev`)."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+        self.lease_seconds = 3600.0
+
+    async def try_acquire(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {"election": "none"}
+
+
+class Leadership:
+    """Runs an elector; `is_leader` is true only while the lease surely holds."""
+
+    def __init__(self, elector: Elector, *, log: Logger) -> None:
+        self.elector = elector
+        self.log = log
+        lease = elector.lease_seconds
+        self.renew_every = lease / 3
+        self.retry_every = min(2.0, max(0.1, lease / 10))
+        self._valid_until = 0.0
+        self._announced = False  # what we last logged: leader or not
+        self._changed = asyncio.Event()
+        self.transitions = 0  # times this process became leader
+
+    @property
+    def is_leader(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Sleep up to `timeout`, waking early when leadership is won or lost."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+        self._changed.clear()
+
+    def _set(self, leading: bool, valid_until: float) -> None:
+        was = self._announced
+        self._valid_until = valid_until if leading else 0.0
+        self._announced = leading
+        if leading and not was:
+            self.transitions += 1
+            self.log.info("became leader", identity=self.elector.identity,
+                          **self.elector.describe())
+            self._changed.set()
+        elif was and not leading:
+            self.log.warning("lost leadership; stopped acting",
+                             identity=self.elector.identity, **self.elector.describe())
+            self._changed.set()
+
+    async def run(self) -> None:
+        """Until cancelled; then release the lease if held."""
+        lease = self.elector.lease_seconds
+        try:
+            while True:
+                began = time.monotonic()
+                try:
+                    async with asyncio.timeout(lease * RENEW_DEADLINE / 2):
+                        leading = await self.elector.try_acquire()
+                    self._set(leading, began + lease * RENEW_DEADLINE)
+                except (errors.JobQueueError, TimeoutError) as exc:
+                    # Unknown: keep what we had until its deadline passes.
+                    self.log.warning("leader election attempt failed", error=str(exc)
+                                     or type(exc).__name__)
+                    if not self.is_leader:
+                        self._set(False, 0.0)
+                pause = self.renew_every if self.is_leader else self.retry_every
+                await asyncio.sleep(max(0.0, began + pause - time.monotonic()))
+                if self._announced and not self.is_leader:
+                    self._set(False, 0.0)  # the renew deadline passed unrenewed
+        finally:
+            if self.is_leader:
+                self._valid_until = 0.0
+                self._announced = False
+                await self._release()
+
+    async def _release(self) -> None:
+        try:
+            async with asyncio.timeout(3):
+                await self.elector.release()
+            self.log.info("released leadership", identity=self.elector.identity)
+        except (errors.JobQueueError, TimeoutError) as exc:
+            self.log.warning("could not release leadership; it will expire",
+                             error=str(exc) or type(exc).__name__)

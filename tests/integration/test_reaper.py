@@ -1,0 +1,136 @@
+"""The reaper against real Postgres: one pass, pruning, and leader election
+(the Postgres elector) deciding who may act."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jobqueue import db
+from jobqueue.db import jobs, leaders, leases
+from jobqueue.models import JobId, JobStatus, WorkerId
+from jobqueue.observability import logging as obslog
+from jobqueue.reaper.leader import Leadership, PostgresElector
+from jobqueue.reaper.reaper import Reaper
+from jobqueue.settings import ReaperSettings
+from tests import factories
+from tests.chaos.procs import until
+
+log = obslog.get_logger("test.reaper")
+
+
+def reaper(pool: db.Pool, **kw: object) -> Reaper:
+    return Reaper(pool, ReaperSettings(**kw), log=log)  # type: ignore[arg-type]
+
+
+async def test_expired_leases_go_back_to_the_queue_or_the_dlq(pool: db.Pool) -> None:
+    t = await factories.tenant(pool)
+    again = await factories.submit(pool, t.id, max_attempts=3)
+    last = await factories.submit(pool, t.id, max_attempts=1)
+    held = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=10,
+                              lease_seconds=0.2)
+    assert len(held) == 2
+    assert (await reaper(pool).run_once()).did_something is False  # not expired yet
+    await asyncio.sleep(0.3)
+    result = await reaper(pool).run_once()
+    assert (result.requeued, result.dead_lettered) == (1, 1)
+    a = await jobs.get(pool, job_id=again.id)
+    b = await jobs.get(pool, job_id=last.id)
+    assert a.status is JobStatus.QUEUED and a.attempt == 1 and a.lease_token is None
+    assert b.status is JobStatus.DLQ and b.finished_at is not None
+    assert [e["error"] for e in a.errors] == ["lease expired"]
+    assert b.last_error is not None and b.last_error.startswith("lease expired (worker w)")
+
+
+async def test_a_job_acked_in_time_is_left_alone(pool: db.Pool) -> None:
+    t = await factories.tenant(pool)
+    await factories.submit(pool, t.id)
+    [held] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
+                                lease_seconds=30)
+    await leases.ack(pool, done=[(held.job_id, held.token, {"ok": 1})])
+    assert (await reaper(pool).run_once()).did_something is False
+    assert (await jobs.get(pool, job_id=held.job_id)).status is JobStatus.SUCCEEDED
+
+
+async def test_prune_deletes_old_finished_jobs_in_small_batches(pool: db.Pool) -> None:
+    t = await factories.tenant(pool)
+    await factories.backlog(pool, t.id, 7)
+    waiting = await factories.submit(pool, t.id, queue="other")
+    held = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=10,
+                              lease_seconds=30)
+    await leases.ack(pool, done=[(h.job_id, h.token, None) for h in held])
+    r = reaper(pool, retention_seconds=3600, prune_batch=3)
+    assert (await r.run_once()).pruned == 0  # too young
+    await asyncio.sleep(0.05)
+    r = reaper(pool, retention_seconds=0.01, prune_batch=3)
+    passes = [await r.run_once() for _ in range(4)]
+    assert [p.pruned for p in passes] == [3, 3, 1, 0]
+    assert passes[0].full and not passes[2].full
+    assert r.totals["pruned"] == 7
+    assert (await jobs.get(pool, job_id=waiting.id)).status is JobStatus.QUEUED
+
+
+async def test_one_of_three_candidates_leads_and_a_clean_stop_hands_over(
+    pool: db.Pool,
+) -> None:
+    electors = [
+        PostgresElector(pool, name="reaper-test", identity=f"c{i}", lease_seconds=2)
+        for i in range(3)
+    ]
+    ships = [Leadership(e, log=log) for e in electors]
+    tasks = [asyncio.create_task(s.run()) for s in ships]
+    try:
+        await until(lambda: sum(s.is_leader for s in ships) == 1, 5, "one leader")
+        for _ in range(20):  # stays exactly one over several renewals
+            assert sum(s.is_leader for s in ships) == 1
+            await asyncio.sleep(0.1)
+        first = next(i for i, s in enumerate(ships) if s.is_leader)
+        row = await leaders.get(pool, name="reaper-test")
+        assert row is not None and row.holder == f"c{first}"
+        tasks[first].cancel()  # a clean stop releases the lease
+        await asyncio.gather(tasks[first], return_exceptions=True)
+        await until(lambda: any(s.is_leader for i, s in enumerate(ships) if i != first),
+                    ships[0].retry_every + 1.0, "a successor")
+        row = await leaders.get(pool, name="reaper-test")
+        assert row is not None and row.holder != f"c{first}" and row.transitions == 1
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_reaper_that_loses_leadership_stops_reaping_at_once(pool: db.Pool) -> None:
+    t = await factories.tenant(pool)
+    mine = PostgresElector(pool, name="reaper-test", identity="me", lease_seconds=2)
+    ship = Leadership(mine, log=log)
+    r = reaper(pool, interval_seconds=0.05)
+    tasks = [asyncio.create_task(ship.run()), asyncio.create_task(r.run(ship))]
+    try:
+        await until(lambda: ship.is_leader, 5, "leadership")
+        # Leading: an expired lease is reaped within a pass or two.
+        await factories.submit(pool, t.id)
+        [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
+                                 lease_seconds=0.1)
+        await _until_status(pool, h.job_id, JobStatus.QUEUED)
+        # Someone else takes over (our lease is made to end, as if it expired).
+        await leaders.release(pool, name="reaper-test", candidate="me")
+        other = await leaders.acquire_or_renew(pool, name="reaper-test", candidate="other",
+                                               lease_seconds=30)
+        assert other.holder == "other"
+        # The next renewal sees the new holder.
+        await until(lambda: not ship.is_leader, 2, "leadership lost")
+        [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
+                                 lease_seconds=0.1)
+        await asyncio.sleep(1.0)
+        assert (await jobs.get(pool, job_id=h.job_id)).status is JobStatus.LEASED
+        assert r.totals["requeued"] == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _until_status(pool: db.Pool, job_id: JobId, status: JobStatus) -> None:
+    async def reached() -> bool:
+        return (await jobs.get(pool, job_id=job_id)).status is status
+
+    await until(reached, 5, f"status {status}")

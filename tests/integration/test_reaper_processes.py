@@ -1,0 +1,79 @@
+"""Three real `jobqueue reaper` processes on one database: one leads; killing
+it with SIGKILL hands over within the lease duration plus one retry period."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from jobqueue import db
+from jobqueue.db import leaders
+from tests.chaos.procs import Proc, until
+
+LEASE = 3.0
+RETRY = LEASE / 10  # Leadership.retry_every for this lease
+
+
+def identity_of(p: Proc) -> str | None:
+    for e in p.events():
+        if e.get("event") == "reaper starting":
+            return str(e["reaper_id"])
+    return None
+
+
+def became_leader(p: Proc) -> int:
+    return sum(1 for e in p.events() if e.get("event") == "became leader")
+
+
+async def holder(pool: db.Pool) -> tuple[str, int] | None:
+    row = await leaders.get(pool, name="jobqueue-reaper")
+    return (row.holder, row.transitions) if row else None
+
+
+async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
+    dsn: str, pool: db.Pool, tmp_path: Path
+) -> None:
+    procs = [
+        Proc(f"reaper{i}", ["reaper", "--lease-seconds", str(LEASE), "--interval-seconds",
+                            "0.2"], dsn=dsn, logdir=tmp_path).start()
+        for i in range(3)
+    ]
+    try:
+        await until(lambda: all(identity_of(p) for p in procs), 20, "three reapers")
+        ids = {identity_of(p): p for p in procs}
+        await until(lambda: holder(pool), 10, "a leader")
+        # Watch for two lease periods: always exactly one leader, the same one.
+        seen = set()
+        for _ in range(20):
+            h = await holder(pool)
+            assert h is not None
+            seen.add(h[0])
+            await asyncio.sleep(LEASE / 10)
+        assert len(seen) == 1
+        leader_id = seen.pop()
+        leader = ids[leader_id]
+        assert [became_leader(p) for p in procs].count(1) == 1
+        assert became_leader(leader) == 1
+        transitions = (await holder(pool) or ("", -1))[1]
+
+        leader.signal(9)
+        killed_at = time.monotonic()
+
+        async def successor_row() -> tuple[str, int] | None:
+            h = await holder(pool)
+            return h if h is not None and h[0] != leader_id else None
+
+        # The row names a new holder; that process says so in its log too.
+        new_id, new_transitions = await until(successor_row, LEASE * 2, "a new holder")
+        handover = time.monotonic() - killed_at
+        assert handover < LEASE + RETRY + 0.5, handover
+        assert new_transitions == transitions + 1
+        successor = ids[new_id]
+        assert successor is not leader
+        await until(lambda: became_leader(successor) == 1, 2, "the successor's log")
+        others = [p for p in procs if p not in (leader, successor)]
+        assert [became_leader(p) for p in others] == [0]
+    finally:
+        codes = [p.stop() for p in procs if p.alive()]
+    assert codes == [0, 0]  # the survivors stop cleanly on SIGTERM
