@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from jobqueue import db, errors
 from jobqueue.db import leases
 from jobqueue.models import JobStatus, Lease, Transition
+from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics, tracing
 from jobqueue.worker.backoff import Backoff
 from jobqueue.worker.handlers import Logger
@@ -150,6 +151,13 @@ class Completer:
         return out
 
     def _report(self, c: Completion, t: Transition | None, started_ns: int) -> None:
+        job = c.lease.job
+        # The ack is the job's other boundary: its lines carry the job's trace too.
+        with obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
+                             trace_context=job.trace_context):
+            self._report_bound(c, t, started_ns)
+
+    def _report_bound(self, c: Completion, t: Transition | None, started_ns: int) -> None:
         job = c.lease.job
         attrs = tracing.job_attributes(
             job_id=job.id, tenant_id=job.tenant_id, worker_id=self.worker_id, attempt=job.attempt
