@@ -139,7 +139,11 @@ build_kube_apiserver() {
     # Same version stamping as kubernetes' hack/lib/version.sh, so /version
     # (and kubectl's skew check) report the real release.
     local build_date ldflags pkg
-    build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    # The release's publication time (from the proxy's .info), so rebuilds are reproducible.
+    local info
+    info="$(printf '%s\n' "$modjson" | sed -n 's/^[[:space:]]*"Info": "\(.*\)",\{0,1\}$/\1/p')"
+    build_date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info" 2>/dev/null || true)"
+    [[ -n "$build_date" ]] || build_date="1970-01-01T00:00:00Z"
     local major="${K8S_VERSION#v}"; major="${major%%.*}"
     local minor_only="${minor%%.*}"
     ldflags="-s -w"

@@ -21,12 +21,10 @@ certificates), so importing this module costs nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -92,22 +90,31 @@ def find_testbin(
     return bin_dir
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open while choosing)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: have the kernel SIGKILL the child if the test process dies."""
+def _die_with_parent_prefix() -> list[str]:
+    """argv prefix asking the kernel to SIGKILL the child when its parent dies.
+
+    Uses util-linux ``setpriv --pdeathsig`` (no ``preexec_fn``, which is unsafe with
+    threads).  Caveat of PR_SET_PDEATHSIG: "parent" is the *thread* that spawned the
+    child, so start the control plane from a long-lived thread (the main one).
+    """
     if sys.platform != "linux":
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def _tail(path: Path, size: int = _LOG_TAIL_BYTES) -> str:
@@ -121,17 +128,19 @@ def _tail(path: Path, size: int = _LOG_TAIL_BYTES) -> str:
 class _Process:
     """A child process whose stdout/stderr go to a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, *, die_with_parent: bool
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
         try:
+            prefix = _die_with_parent_prefix() if die_with_parent else []
             self.popen = subprocess.Popen(
-                list(argv),
+                [*prefix, *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
             )
         except BaseException:
             self._log.close()
@@ -168,6 +177,19 @@ class ControlPlane:
     * ``etcd_url`` -- ``http://127.0.0.1:<port>`` of the backing etcd
     * ``bin_dir`` -- the testbin directory (``kubectl``, ``helm``, ...)
     * ``startup_seconds`` -- how long :meth:`start` took
+
+    Arguments: ``testbin`` (binary dir; default ``$JOBQUEUE_TESTBIN`` or
+    ``~/.cache/jobqueue/testbin``), ``start_timeout`` (seconds until ``/readyz``),
+    ``extra_apiserver_args`` (appended to kube-apiserver's flags, e.g.
+    ``["--feature-gates=..."]``), ``keep_tmpdir`` (keep certs, logs and etcd data
+    after stop, for debugging), ``die_with_parent`` (have the kernel kill both
+    processes if the Python process dies without running ``stop``).
+
+    Not running: kube-controller-manager, scheduler, kubelet.  So no pods run,
+    Jobs/Deployments create nothing, garbage collection and namespace deletion
+    never complete (a deleted namespace stays ``Terminating``), and no
+    ``default`` ServiceAccount appears (the ServiceAccount admission plugin is
+    therefore disabled, so pods can still be created).
     """
 
     def __init__(
@@ -177,11 +199,13 @@ class ControlPlane:
         start_timeout: float = 60.0,
         extra_apiserver_args: Sequence[str] = (),
         keep_tmpdir: bool = False,
+        die_with_parent: bool = True,
     ) -> None:
         self._testbin = testbin
         self.start_timeout = start_timeout
         self.extra_apiserver_args = tuple(extra_apiserver_args)
         self.keep_tmpdir = keep_tmpdir
+        self.die_with_parent = die_with_parent
         self.token = secrets.token_hex(32)
         self.startup_seconds = 0.0
         self._tmpdir: Path | None = None
@@ -250,25 +274,41 @@ class ControlPlane:
         self.stop()
 
     def start(self) -> ControlPlane:
-        """Start etcd and kube-apiserver and wait until ``/readyz`` answers ok."""
+        """Start etcd and kube-apiserver and wait until ``/readyz`` answers ok.
+
+        Free ports are picked just before the processes bind them; if another
+        process grabs one in between, start-up is retried (up to 3 attempts).
+        """
         if self.started:
             return self
         began = time.monotonic()
         bin_dir = self.bin_dir  # raises MissingTestbinError first, before any side effect
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(bin_dir, began + self.start_timeout)
+                break
+            except ControlPlaneError as exc:
+                if attempt == attempts or "address already in use" not in str(exc):
+                    raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _start_once(self, bin_dir: Path, deadline: float) -> None:
         self._tmpdir = Path(tempfile.mkdtemp(prefix="jobqueue-envtest-"))
         try:
             pki = self._tmpdir / "pki"
             pki.mkdir()
             self._make_pki(pki)
             self._start_etcd(bin_dir)
+            # Starting kube-apiserver before etcd listens costs gRPC reconnect back-off.
+            self._wait_etcd(deadline)
             self._start_apiserver(bin_dir, pki)
             self._write_kubeconfig()
-            self._wait_ready(began + self.start_timeout)
+            self._wait_ready(deadline)
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds = time.monotonic() - began
-        return self
 
     def stop(self) -> None:
         """Terminate kube-apiserver, then etcd, and remove the temp dir.  Idempotent."""
@@ -398,7 +438,7 @@ class ControlPlane:
 
     def _start_etcd(self, bin_dir: Path) -> None:
         tmp = self._require_started_tmp()
-        client_port, peer_port = _free_port(), _free_port()
+        client_port, peer_port = _free_ports(2)
         client_url = f"http://127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         self._etcd_url = client_url
@@ -418,12 +458,13 @@ class ControlPlane:
                 "--log-level=warn",
             ],
             tmp / "etcd.log",
+            die_with_parent=self.die_with_parent,
         )
 
     def _start_apiserver(self, bin_dir: Path, pki: Path) -> None:
         tmp = self._require_started_tmp()
         assert self._etcd_url is not None
-        port = _free_port()
+        (port,) = _free_ports(1)
         self._server_url = f"https://127.0.0.1:{port}"
         args = [
             str(bin_dir / "kube-apiserver"),
@@ -449,7 +490,9 @@ class ControlPlane:
             "--v=1",
             *self.extra_apiserver_args,
         ]
-        self._apiserver = _Process("kube-apiserver", args, tmp / "kube-apiserver.log")
+        self._apiserver = _Process(
+            "kube-apiserver", args, tmp / "kube-apiserver.log", die_with_parent=self.die_with_parent
+        )
 
     def _require_started_tmp(self) -> Path:
         if self._tmpdir is None:
@@ -489,6 +532,28 @@ class ControlPlane:
         # JSON is YAML: every kubeconfig loader reads it.
         path.write_text(json.dumps(config, indent=2) + "\n")
         path.chmod(0o600)
+
+    def _wait_etcd(self, deadline: float) -> None:
+        assert self._etcd is not None and self._etcd_url is not None
+        last = "no answer yet"
+        while True:
+            self._etcd.check_alive()
+            try:
+                with urllib.request.urlopen(f"{self._etcd_url}/health", timeout=2) as resp:
+                    body = resp.read().decode("utf-8", "replace")
+                    if resp.status == 200 and '"health":"true"' in body.replace(" ", ""):
+                        return
+                    last = f"HTTP {resp.status}: {body[:500]}"
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:500]}"
+            except OSError as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"etcd at {self._etcd_url} not healthy after {self.start_timeout:.0f}s; "
+                    f"last /health: {last}\n--- etcd log ---\n{_tail(self._etcd.log_path)}"
+                )
+            time.sleep(0.05)
 
     def _wait_ready(self, deadline: float) -> None:
         tmp = self._require_started_tmp()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
 from tests.envtest import ControlPlane, MissingTestbinError, find_testbin
 
 GROUP = "envtest.jobqueue.test"
