@@ -105,6 +105,11 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
             rtext, r = await procs.scrape(reaper)
             assert value(r, "jobs_completed_total", tenant_id=t, status="dlq") == 0  # requeued
             assert value(r, "job_queue_depth", tenant_id=t, queue="expiring") == 1
+            # Cancelled is an outcome too; the API that cancelled counts it.
+            cancel = await client.post(f"/v1/jobs/{held.job_id}/cancel")
+            assert cancel.status_code == 200, cancel.text
+            _, s = await procs.scrape(api)
+            assert value(s, "jobs_completed_total", tenant_id=t, status="cancelled") == 1
 
             # A worker drains the queue: its own /metrics count what it did.
             worker = await procs.start_worker(

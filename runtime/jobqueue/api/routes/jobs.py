@@ -276,6 +276,8 @@ async def retry_job(
 async def cancel_job(job_id: uuid.UUID, access: AccessDep, rt: RuntimeDep) -> JobOut:
     async with rt.deadline():
         job = await jobs.cancel(rt.pool, job_id=JobId(job_id), tenant_id=access.scope)
+    # Exactly once: the transition succeeds only from an unfinished state.
+    metrics.JOBS_COMPLETED.labels(job.tenant_id, job.status.value).inc()
     return JobOut.of(job)
 
 
