@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
+import threading
 from typing import Any
 
 from jobqueue.observability import logging as obslog
@@ -84,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(settings.metrics_port)
     worker = Worker(dsn=database.dsn(), settings=settings, registry=registry, database=database)
     try:
-        return asyncio.run(serve(worker))
+        code = asyncio.run(serve(worker))
     finally:
         tracing.shutdown()
+    if any(t.name.startswith("handler") and t.is_alive() for t in threading.enumerate()):
+        # A sync handler stuck in a blocking call: its job was released, but
+        # Python would join its thread at exit and never stop. Leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
