@@ -272,6 +272,19 @@ async def test_a_batch_gives_per_item_results_in_one_transaction(
     assert (await client_a.get("/v1/jobs")).json()["total"] == 3
 
 
+async def test_a_batch_stores_any_json_but_null_as_data(client_a: httpx.AsyncClient) -> None:
+    values = [[1, 2], [[None, None]], "text", 3, 2.5, True, {"a": [1]}, []]
+    items = [{"type": "echo", "data": v, "idempotency_key": f"k{i}"} for i, v in enumerate(values)]
+    r = await client_a.post("/v1/jobs/batch", json={"jobs": items})
+    assert r.status_code == 200, r.text
+    assert [x["job"]["data"] for x in r.json()["results"]] == values
+    for v in values:
+        single = await client_a.post("/v1/jobs", json={"type": "echo", "data": v}, headers=key())
+        assert single.status_code == 201 and single.json()["data"] == v
+    null = await client_a.post("/v1/jobs", json={"type": "echo", "data": None}, headers=key())
+    assert null.status_code == 422
+
+
 async def test_a_batch_with_one_bad_item_or_too_many_items_stores_nothing(
     client_a: httpx.AsyncClient,
 ) -> None:

@@ -150,6 +150,10 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode; to clients that is
+        # one more invalid body.
+        return JSONResponse(body("validation_error", str(exc.detail)), 422)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
         body(code, str(exc.detail)), exc.status_code, headers=dict(exc.headers or {})

@@ -23,6 +23,9 @@ TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
 
 TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
+# Any JSON value except null: the column holds JSON, and SQL NULL is not JSON.
+JsonData = dict[str, Any] | list[Any] | str | int | float | bool
+
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=KEY_PATTERN)]
 
 
@@ -32,7 +35,13 @@ class _In(BaseModel):
 
 class JobIn(_In):
     type: str = Field(pattern=TYPE_PATTERN, examples=["send_email"])
-    data: Any = Field(default_factory=dict, description="any JSON value; the handler gets it")
+    data: JsonData = Field(
+        default_factory=dict,
+        description=(
+            "any JSON value but null, its strings without NUL (\\u0000), which "
+            "PostgreSQL cannot store; the handler gets it"
+        ),
+    )
     queue: str = Field("default", pattern=QUEUE_PATTERN)
     priority: PriorityName | Annotated[int, Field(ge=0, le=3)] = "normal"
     max_attempts: int = Field(5, ge=1, le=1000)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+import re
 import secrets
 from typing import Any
 
@@ -46,6 +48,18 @@ def with_dev_secret(settings: ApiSettings) -> ApiSettings:
     return settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
 
 
+class _RedactQueryTokens(logging.Filter):
+    """uvicorn logs WebSocket handshakes with their query string, where tokens travel."""
+
+    _TOKEN = re.compile(r"([?&](?:access_)?token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._TOKEN.sub(r"\1[redacted]", message), None
+        return True
+
+
 def server(settings: ApiSettings, database: DatabaseSettings) -> uvicorn.Server:
     """A uvicorn server for the app; `await server.serve()` runs it."""
     config = uvicorn.Config(
@@ -60,6 +74,10 @@ def server(settings: ApiSettings, database: DatabaseSettings) -> uvicorn.Server:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         server_header=False,
     )
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactQueryTokens) for f in logger.filters):
+            logger.addFilter(_RedactQueryTokens())
     return uvicorn.Server(config)
 
 

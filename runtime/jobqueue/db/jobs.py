@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from jobqueue import errors
@@ -85,7 +86,7 @@ async def submit_many(
         tenant_id,
         [j.queue for j in jobs],
         [j.type for j in jobs],
-        [j.data for j in jobs],
+        [json.dumps(j.data) for j in jobs],
         [int(j.priority) for j in jobs],
         [j.max_attempts for j in jobs],
         [j.timeout_seconds for j in jobs],

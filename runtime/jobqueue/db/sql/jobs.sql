@@ -19,12 +19,14 @@ SELECT false AS inserted, j.* FROM jobs j
 -- name: submit_many
 -- One statement for a whole batch. Rows whose key already exists come back
 -- through find_by_keys. Returns the inserted rows with their input ordinal.
+-- Payloads travel as JSON text: asyncpg would read a list payload inside a
+-- jsonb[] parameter as one more array dimension.
 INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
                   timeout_seconds, idempotency_key, request_fingerprint,
                   scheduled_at, trace_context)
-SELECT $1, b.queue, b.type, b.payload, b.priority, b.max_attempts, b.timeout_seconds,
+SELECT $1, b.queue, b.type, b.payload::jsonb, b.priority, b.max_attempts, b.timeout_seconds,
        b.idempotency_key, b.fingerprint, coalesce(b.scheduled_at, now()), b.trace_context
-  FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::smallint[], $6::integer[],
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::smallint[], $6::integer[],
               $7::integer[], $8::text[], $9::text[], $10::timestamptz[], $11::jsonb[])
        WITH ORDINALITY AS b(queue, type, payload, priority, max_attempts, timeout_seconds,
                             idempotency_key, fingerprint, scheduled_at, trace_context, ord)

@@ -1,0 +1,103 @@
+"""Probes, metrics, docs, and riding out a database outage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from jobqueue import db
+from tests.api import support
+
+
+async def test_probes_metrics_and_docs(
+    anon: httpx.AsyncClient, client_a: httpx.AsyncClient
+) -> None:
+    assert (await anon.get("/healthz")).json() == {"status": "ok", "detail": None}
+    assert (await anon.get("/readyz")).status_code == 200
+    job = (
+        await client_a.post("/v1/jobs", json={"type": "echo"}, headers={"Idempotency-Key": "m"})
+    ).json()
+    await client_a.get(f"/v1/jobs/{job['id']}")
+    await anon.get("/no/such/path")
+    metrics = (await anon.get("/metrics")).text
+    # Route templates, never raw paths (no job id in a label).
+    assert 'api_requests_total{endpoint="/v1/jobs/{job_id}",method="GET",status="200"}' in metrics
+    assert 'endpoint="<unmatched>"' in metrics
+    assert job["id"] not in metrics
+    assert "api_request_latency_seconds_bucket" in metrics
+    assert "jobs_submitted_total{" in metrics
+    docs = await anon.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = (await anon.get("/openapi.json")).json()
+    assert {"/auth/token", "/v1/jobs", "/v1/jobs/batch", "/v1/stats"} <= set(spec["paths"])
+
+
+async def test_errors_are_json_everywhere(anon: httpx.AsyncClient) -> None:
+    for r in [
+        await anon.get("/no/such/path"),
+        await anon.delete("/v1/jobs"),
+        await anon.post("/auth/token", json={"tenant_id": "Not Valid!", "api_key": "x"}),
+        await anon.get("/v1/stats"),
+    ]:
+        assert r.headers["content-type"] == "application/json", r.text
+        assert set(r.json()) >= {"error", "detail"}, r.text
+        assert isinstance(r.json()["detail"], str)
+
+
+@pytest.fixture
+async def proxy(api_dsn: str) -> support.Proxy:
+    port = urlsplit(api_dsn).port
+    assert port is not None
+    p = support.Proxy(port)
+    await p.restore()
+    return p
+
+
+async def test_a_database_outage_gives_503_with_retry_after_and_the_api_recovers_alone(
+    api_dsn: str, api_pool: db.Pool, logs: Path, proxy: support.Proxy
+) -> None:
+    t = await support.tenant_with_key(api_pool)
+    token = support.mint(t.id)
+    headers = support.bearer(token)
+    async with (
+        support.running_api(proxy.dsn(api_dsn), logs, api_tenant_cache_seconds=0) as server,
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client,
+        connect(server.url.replace("http", "ws", 1) + "/ws/jobs?token=" + token) as ws,
+    ):
+        assert json.loads(await ws.recv()) == {"type": "ready"}
+        assert (await client.get("/readyz")).status_code == 200
+        await proxy.cut()
+        for _ in range(3):  # also after the pool noticed its connections are gone
+            down = await client.post(
+                "/v1/jobs", json={"type": "echo"}, headers={"Idempotency-Key": str(uuid.uuid4())}
+            )
+            assert down.status_code == 503, down.text
+            assert down.json()["error"] == "unavailable"
+            assert int(down.headers["retry-after"]) >= 1
+            not_ready = await client.get("/readyz")
+            assert not_ready.status_code == 503
+            assert "retry-after" in not_ready.headers
+            assert (await client.get("/healthz")).status_code == 200
+        assert "Traceback" not in server.log()
+
+        await proxy.restore()
+        deadline = time.monotonic() + 15
+        while (await client.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, "the API did not recover"
+            await asyncio.sleep(0.1)
+        # The watcher is told it may have missed events, then sees new ones.
+        assert json.loads(await asyncio.wait_for(ws.recv(), 15)) == {"type": "resync"}
+        r = await client.post("/v1/jobs", json={"type": "echo"}, headers={"Idempotency-Key": "up"})
+        assert r.status_code == 201, r.text
+        event = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert (event["job_id"], event["status"]) == (r.json()["id"], "queued")
+        assert token not in server.log()  # uvicorn logs handshakes with their query
+    await proxy.cut()
