@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from jobqueue import errors
 
 # Order is the order of `jobqueue --help`.
-COMMANDS = ["dev", "migrate", "worker", "reaper", "api"]
+COMMANDS = ["dev", "migrate", "api", "worker", "reaper", "submit", "tenant", "jobs"]
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3

@@ -1,0 +1,132 @@
+"""`jobqueue jobs list|show|retry|cancel`: look at and steer jobs (admin).
+
+Without --tenant these act across tenants; with it, a job of another
+tenant is "not found", as in the HTTP API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from jobqueue import db
+from jobqueue.commands.submit import job_json
+from jobqueue.commands.tenant import print_table
+from jobqueue.db import jobs
+from jobqueue.models import Job, JobId, JobStatus, Page, TenantId
+from jobqueue.settings import DatabaseSettings
+
+T = TypeVar("T")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("jobs", help="list, show, retry, cancel jobs")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    ls = actions.add_parser("list", help="newest first")
+    ls.add_argument("--tenant")
+    ls.add_argument("--status", choices=[s.value for s in JobStatus])
+    ls.add_argument("--queue")
+    ls.add_argument("--type")
+    ls.add_argument("--page", type=int, default=1)
+    ls.add_argument("--page-size", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_list)
+
+    for name, help_, fn in [
+        ("show", "one job in full, as JSON", run_show),
+        ("retry", "dlq or cancelled -> queued", run_retry),
+        ("cancel", "queued, leased or running -> cancelled", run_cancel),
+    ]:
+        a = actions.add_parser(name, help=help_)
+        a.add_argument("job_id")
+        a.add_argument("--tenant")
+        if name == "retry":
+            a.add_argument("--reset-attempts", action="store_true",
+                           help="start counting attempts from zero again")
+        a.set_defaults(func=fn)
+
+
+async def _with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
+    pool = await db.create_pool(DatabaseSettings().dsn(), min_size=1, max_size=1)
+    try:
+        return await fn(pool)
+    finally:
+        await pool.close()
+
+
+def _job_id(raw: str) -> JobId:
+    try:
+        return JobId(uuid.UUID(raw))
+    except ValueError:
+        raise ValueError(f"not a job id: {raw!r}") from None
+
+
+def _tenant(args: argparse.Namespace) -> TenantId | None:
+    return TenantId(args.tenant) if args.tenant else None
+
+
+def full(job: Job) -> dict[str, Any]:
+    def ts(v: Any) -> str | None:
+        return v.isoformat() if v is not None else None
+
+    return job_json(
+        job,
+        data=job.data,
+        result=job.result,
+        timeout_seconds=job.timeout_seconds,
+        lease_owner=job.lease_owner,
+        lease_expires_at=ts(job.lease_expires_at),
+        started_at=ts(job.started_at),
+        finished_at=ts(job.finished_at),
+        last_error=job.last_error,
+        errors=job.errors,
+    )
+
+
+def run_list(args: argparse.Namespace) -> int:
+    async def go(pool: db.Pool) -> Page:
+        return await jobs.list_jobs(
+            pool, tenant_id=_tenant(args),
+            status=JobStatus(args.status) if args.status else None,
+            queue=args.queue, type=args.type, page=args.page, page_size=args.page_size,
+        )
+
+    page = asyncio.run(_with_pool(go))
+    if args.json:
+        print(json.dumps({"jobs": [job_json(j) for j in page.jobs], "total": page.total,
+                          "page": page.page, "page_size": page.page_size}))
+        return 0
+    header = ("ID", "TENANT", "QUEUE", "TYPE", "STATUS", "ATTEMPT", "CREATED")
+    rows = [(str(j.id), j.tenant_id, j.queue, j.type, j.status.value,
+             f"{j.attempt}/{j.max_attempts}", j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+            for j in page.jobs]
+    print_table(header, rows)
+    print(f"page {page.page}, {len(page.jobs)} of {page.total}")
+    return 0
+
+
+def _one(args: argparse.Namespace, call: Callable[[db.Pool], Awaitable[Job]]) -> int:
+    job = asyncio.run(_with_pool(call))
+    print(json.dumps(full(job), indent=2))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    jid = _job_id(args.job_id)
+    return _one(args, lambda pool: jobs.get(pool, job_id=jid, tenant_id=_tenant(args)))
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    jid = _job_id(args.job_id)
+    return _one(args, lambda pool: jobs.retry(pool, job_id=jid, tenant_id=_tenant(args),
+                                              reset_attempts=args.reset_attempts))
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    jid = _job_id(args.job_id)
+    return _one(args, lambda pool: jobs.cancel(pool, job_id=jid, tenant_id=_tenant(args)))

@@ -1,0 +1,138 @@
+"""`jobqueue tenant create|list|update|disable`: tenants and their quotas.
+
+`create` prints the tenant's API key once: only its digest is stored, so
+it cannot be shown again (`update --new-key` issues another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from jobqueue import apikeys, db
+from jobqueue.db import tenants
+from jobqueue.models import Tenant, TenantId, TenantQuotas
+from jobqueue.settings import DatabaseSettings
+
+T = TypeVar("T")
+QUOTAS = ("max_concurrent", "rate_per_minute", "rate_burst", "weight", "max_queued")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("tenant", help="manage tenants")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="create a tenant and print its API key")
+    create.add_argument("tenant_id")
+    _quota_flags(create)
+    create.set_defaults(func=run_create)
+
+    ls = actions.add_parser("list", help="list tenants")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_list)
+
+    update = actions.add_parser("update", help="change quotas, enable, or issue a new key")
+    update.add_argument("tenant_id")
+    _quota_flags(update)
+    update.add_argument("--enable", action="store_true", help="re-enable a disabled tenant")
+    update.add_argument("--new-key", action="store_true", help="issue an extra API key")
+    update.set_defaults(func=run_update)
+
+    disable = actions.add_parser("disable", help="refuse the tenant's requests and jobs")
+    disable.add_argument("tenant_id")
+    disable.set_defaults(func=run_disable)
+
+
+def _quota_flags(p: argparse.ArgumentParser) -> None:
+    for name in QUOTAS:
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
+
+
+async def _with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
+    pool = await db.create_pool(DatabaseSettings().dsn(), min_size=1, max_size=1)
+    try:
+        return await fn(pool)
+    finally:
+        await pool.close()
+
+
+async def new_key(pool: db.Executor, tenant_id: TenantId) -> str:
+    key = apikeys.generate()
+    await tenants.add_api_key(pool, tenant_id=tenant_id, key_hash=apikeys.digest(key))
+    return key
+
+
+def _print_key(tenant_id: str, key: str) -> None:
+    print(f"api key for {tenant_id}: {key}")
+    print("(shown once: only its digest is stored)")
+
+
+def run_create(args: argparse.Namespace) -> int:
+    quotas = TenantQuotas(**{q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None})
+
+    async def go(pool: db.Pool) -> tuple[Tenant, str]:
+        tenant = await tenants.create(pool, tenant_id=TenantId(args.tenant_id), quotas=quotas)
+        return tenant, await new_key(pool, tenant.id)
+
+    tenant, key = asyncio.run(_with_pool(go))
+    print(f"tenant {tenant.id} created ({_describe(tenant)})")
+    _print_key(tenant.id, key)
+    return 0
+
+
+def _describe(t: Tenant) -> str:
+    state = "enabled" if t.enabled else "DISABLED"
+    return (f"{state}, max_concurrent={t.max_concurrent}, rate={t.rate_per_minute}/min "
+            f"burst {t.rate_burst}, weight={t.weight}, max_queued={t.max_queued}")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    found = asyncio.run(_with_pool(tenants.list_tenants))
+    if args.json:
+        print(json.dumps([{**asdict(t), "created_at": t.created_at.isoformat(),
+                           "updated_at": t.updated_at.isoformat()} for t in found]))
+        return 0
+    header = ("TENANT", "ENABLED", "MAX_CONCURRENT", "RATE/MIN", "BURST", "WEIGHT", "MAX_QUEUED")
+    rows = [(t.id, str(t.enabled).lower(), str(t.max_concurrent), str(t.rate_per_minute),
+             str(t.rate_burst), str(t.weight), str(t.max_queued)) for t in found]
+    print_table(header, rows)
+    return 0
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def run_update(args: argparse.Namespace) -> int:
+    changes = {q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None}
+    if args.enable:
+        changes["enabled"] = True
+    if not changes and not args.new_key:
+        raise ValueError("nothing to update: give a quota flag, --enable or --new-key")
+    tid = TenantId(args.tenant_id)
+
+    async def go(pool: db.Pool) -> tuple[Tenant, str | None]:
+        tenant = (await tenants.update(pool, tenant_id=tid, **changes) if changes
+                  else await tenants.get(pool, tenant_id=tid))
+        return tenant, (await new_key(pool, tid) if args.new_key else None)
+
+    tenant, key = asyncio.run(_with_pool(go))
+    print(f"tenant {tenant.id}: {_describe(tenant)}")
+    if key:
+        _print_key(tenant.id, key)
+    return 0
+
+
+def run_disable(args: argparse.Namespace) -> int:
+    async def go(pool: db.Pool) -> Tenant:
+        return await tenants.update(pool, tenant_id=TenantId(args.tenant_id), enabled=False)
+
+    tenant = asyncio.run(_with_pool(go))
+    print(f"tenant {tenant.id} disabled: its queued jobs wait, new requests are refused")
+    return 0
