@@ -1,6 +1,7 @@
 """jobqueue: a multi-tenant job queue on PostgreSQL.
 
-For handler authors: `from jobqueue import handler, JobContext`. Names are
+For handler authors: `from jobqueue import handler, JobContext`; for API
+clients: `from jobqueue import Client, AsyncClient`. Names are
 loaded on first use, so `import jobqueue` stays cheap for every process.
 """
 
@@ -10,14 +11,17 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from jobqueue.client import AsyncClient, Client
     from jobqueue.worker.handlers import JobContext, PermanentFailure, handler
 
-__all__ = ["JobContext", "PermanentFailure", "handler"]
+__all__ = ["AsyncClient", "Client", "JobContext", "PermanentFailure", "handler"]
 
 _LAZY = {
     "JobContext": "jobqueue.worker.handlers",
     "PermanentFailure": "jobqueue.worker.handlers",
     "handler": "jobqueue.worker.handlers",
+    "Client": "jobqueue.client",
+    "AsyncClient": "jobqueue.client",
 }
 
 

@@ -1,0 +1,166 @@
+"""The asynchronous client (see jobqueue.client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Self
+
+import httpx
+
+from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
+from jobqueue.client import core, errors
+
+
+class AsyncClient:
+    """Asynchronous client; the same methods as `Client`, awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tenant_id: str | None = None,
+        api_key: str | None = None,
+        token: str | None = None,
+        max_retries: int = 5,
+        max_retry_wait: float = 30.0,
+        timeout: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._core = core.Core(
+            tenant_id=tenant_id,
+            api_key=api_key,
+            token=token,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
+        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.base_url = base_url
+        self._token_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _ensure_token(self) -> None:
+        # One token purchase for many concurrent calls.
+        async with self._token_lock:
+            if (first := self._core.token_call()) is not None:
+                self._core.took_token(await self._send(first, authed=False))
+
+    async def _send(self, call: core.Call, *, authed: bool = True) -> httpx.Response:
+        attempt, refreshed = 0, False
+        while True:
+            response: httpx.Response | None = None
+            try:
+                if authed:
+                    await self._ensure_token()
+                headers = {**(call.headers or {}), **(self._core.auth_headers() if authed else {})}
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                pause = self._core.wait(attempt, None) if call.repeatable else None
+                if pause is None:
+                    raise errors.Unavailable(0, "unreachable", str(exc)) from exc
+            else:
+                if (
+                    response.status_code == 401
+                    and authed
+                    and self._core.can_refresh
+                    and not refreshed
+                ):
+                    self._core.forget_token()
+                    refreshed = True
+                    continue
+                pause = self._core.wait(attempt, response)
+                if pause is None:
+                    return response
+            attempt += 1
+            await asyncio.sleep(pause)
+
+    async def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
+        response = await self._send(call)
+        if response.status_code not in ok:
+            raise errors.error_of(response)
+        return JobOut.model_validate(response.json())
+
+    async def submit(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        queue: str = "default",
+        priority: str | int = "normal",
+        max_attempts: int = 5,
+        timeout_seconds: int = 300,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobOut:
+        body = core.job_body(
+            type,
+            data,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            run_at=run_at,
+        )
+        return await self._job(core.Core.submit_call(body, idempotency_key), ok=(200, 201))
+
+    async def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> BatchOut:
+        response = await self._send(core.Core.batch_call(jobs))
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        return BatchOut.model_validate(response.json())
+
+    async def get(self, job_id: uuid.UUID | str) -> JobOut:
+        return await self._job(core.Call("GET", f"/v1/jobs/{job_id}", repeatable=True))
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        type: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> JobPage:
+        params = core.list_params(status, queue, type, page, page_size)
+        response = await self._send(core.Call("GET", "/v1/jobs", params=params, repeatable=True))
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        return JobPage.model_validate(response.json())
+
+    async def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
+        body = {"reset_attempts": reset_attempts}
+        return await self._job(core.Call("POST", f"/v1/jobs/{job_id}/retry", json=body))
+
+    async def cancel(self, job_id: uuid.UUID | str) -> JobOut:
+        return await self._job(core.Call("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    async def stats(self) -> StatsOut:
+        response = await self._send(core.Call("GET", "/v1/stats", repeatable=True))
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        return StatsOut.model_validate(response.json())
+
+    async def watch(self) -> AsyncIterator[dict[str, Any]]:
+        """Job events as they happen (see jobqueue.api.ws), until the server closes."""
+        from websockets.asyncio.client import connect
+
+        await self._ensure_token()
+        async with connect(core.ws_url(self.base_url)) as ws:
+            await ws.send(json.dumps({"token": self._core.token}))
+            async for message in ws:
+                event: dict[str, Any] = json.loads(message)
+                if event.get("type") != "ready":
+                    yield event

@@ -1,0 +1,147 @@
+"""What both clients share: credentials, the retry policy, request building (no I/O)."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+
+from jobqueue.client import errors
+
+Method = Literal["GET", "POST"]
+# A token this close to its expiry (or to a tenth of its life, if less) is
+# replaced before use, so clocks a little apart do not cause 401s.
+_TOKEN_MARGIN_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: Method
+    path: str
+    json: Any = None
+    params: Mapping[str, str | int] | None = None
+    headers: Mapping[str, str] | None = None
+    # May a connection error be retried? (the request is safe to repeat)
+    repeatable: bool = False
+
+
+def job_body(
+    type: str,
+    data: Any,
+    *,
+    queue: str,
+    priority: str | int,
+    max_attempts: int,
+    timeout_seconds: int,
+    run_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "type": type,
+        "data": {} if data is None else data,
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
+        "run_at": run_at.isoformat() if run_at else None,
+    }
+
+
+def list_params(
+    status: str | None, queue: str | None, type: str | None, page: int, page_size: int
+) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"page": page, "page_size": page_size}
+    for name, value in (("status", status), ("queue", queue), ("type", type)):
+        if value is not None:
+            params[name] = value
+    return params
+
+
+class Core:
+    """Credentials and the retry policy of one client."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str | None,
+        api_key: str | None,
+        token: str | None,
+        max_retries: int,
+        max_retry_wait: float,
+    ) -> None:
+        if token is None and (tenant_id is None or api_key is None):
+            raise ValueError("give tenant_id and api_key, or token")
+        self.tenant_id = tenant_id
+        self._api_key = api_key
+        self._token = token
+        self._expires_at = float("inf") if token is not None else 0.0
+        self._margin = _TOKEN_MARGIN_SECONDS
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+
+    @property
+    def can_refresh(self) -> bool:
+        return self._api_key is not None
+
+    def token_call(self) -> Call | None:
+        """The call to make first, when the token is missing or about to expire."""
+        if time.time() < self._expires_at - self._margin:
+            return None
+        body = {"tenant_id": self.tenant_id, "api_key": self._api_key}
+        return Call("POST", "/auth/token", json=body, repeatable=True)
+
+    def took_token(self, response: httpx.Response) -> None:
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        body = response.json()
+        self._token = str(body["access_token"])
+        lifetime = float(body["expires_in"])
+        self._expires_at = time.time() + lifetime
+        self._margin = min(_TOKEN_MARGIN_SECONDS, lifetime / 10)
+
+    def forget_token(self) -> None:
+        self._expires_at = 0.0
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def wait(self, attempt: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before retrying, or None to give up."""
+        if attempt >= self.max_retries:
+            return None
+        if response is not None:
+            if response.status_code not in (429, 503):
+                return None
+            hinted = errors.retry_after(response)
+            if hinted is not None:
+                return min(hinted, self.max_retry_wait)
+        backoff = min(self.max_retry_wait, 0.1 * 2.0**attempt)
+        return backoff * random.uniform(0.5, 1.0)
+
+    @staticmethod
+    def submit_call(body: dict[str, Any], idempotency_key: str | None) -> Call:
+        key = idempotency_key or str(uuid.uuid4())
+        return Call(
+            "POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key}, repeatable=True
+        )
+
+    @staticmethod
+    def batch_call(jobs: Sequence[Mapping[str, Any]]) -> Call:
+        items = [
+            {**j, "idempotency_key": j.get("idempotency_key") or str(uuid.uuid4())} for j in jobs
+        ]
+        return Call("POST", "/v1/jobs/batch", json={"jobs": items}, repeatable=True)
+
+
+def ws_url(base_url: str) -> str:
+    scheme, rest = base_url.split("://", 1)
+    return ("wss://" if scheme == "https" else "ws://") + rest.rstrip("/") + "/ws/jobs"

@@ -1,0 +1,161 @@
+"""The synchronous client (see jobqueue.client)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Self
+
+import httpx
+
+from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
+from jobqueue.client import core, errors
+
+
+class Client:
+    """Synchronous client; see `jobqueue.client`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tenant_id: str | None = None,
+        api_key: str | None = None,
+        token: str | None = None,
+        max_retries: int = 5,
+        max_retry_wait: float = 30.0,
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self._core = core.Core(
+            tenant_id=tenant_id,
+            api_key=api_key,
+            token=token,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self.base_url = base_url
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: core.Call, *, authed: bool = True) -> httpx.Response:
+        attempt, refreshed = 0, False
+        while True:
+            response: httpx.Response | None = None
+            try:
+                if authed and (first := self._core.token_call()) is not None:
+                    self._core.took_token(self._send(first, authed=False))
+                headers = {**(call.headers or {}), **(self._core.auth_headers() if authed else {})}
+                response = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                pause = self._core.wait(attempt, None) if call.repeatable else None
+                if pause is None:
+                    raise errors.Unavailable(0, "unreachable", str(exc)) from exc
+            else:
+                if (
+                    response.status_code == 401
+                    and authed
+                    and self._core.can_refresh
+                    and not refreshed
+                ):
+                    self._core.forget_token()
+                    refreshed = True
+                    continue
+                pause = self._core.wait(attempt, response)
+                if pause is None:
+                    return response
+            attempt += 1
+            time.sleep(pause)
+
+    def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
+        response = self._send(call)
+        if response.status_code not in ok:
+            raise errors.error_of(response)
+        return JobOut.model_validate(response.json())
+
+    def submit(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        queue: str = "default",
+        priority: str | int = "normal",
+        max_attempts: int = 5,
+        timeout_seconds: int = 300,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobOut:
+        body = core.job_body(
+            type,
+            data,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            run_at=run_at,
+        )
+        return self._job(core.Core.submit_call(body, idempotency_key), ok=(200, 201))
+
+    def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> BatchOut:
+        """Each job is a dict of `submit`'s arguments; keys are generated where missing."""
+        response = self._send(core.Core.batch_call(jobs))
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        return BatchOut.model_validate(response.json())
+
+    def get(self, job_id: uuid.UUID | str) -> JobOut:
+        return self._job(core.Call("GET", f"/v1/jobs/{job_id}", repeatable=True))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        type: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> JobPage:
+        params = core.list_params(status, queue, type, page, page_size)
+        response = self._send(core.Call("GET", "/v1/jobs", params=params, repeatable=True))
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        return JobPage.model_validate(response.json())
+
+    def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
+        body = {"reset_attempts": reset_attempts}
+        return self._job(core.Call("POST", f"/v1/jobs/{job_id}/retry", json=body))
+
+    def cancel(self, job_id: uuid.UUID | str) -> JobOut:
+        return self._job(core.Call("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def stats(self) -> StatsOut:
+        response = self._send(core.Call("GET", "/v1/stats", repeatable=True))
+        if response.status_code != 200:
+            raise errors.error_of(response)
+        return StatsOut.model_validate(response.json())
+
+    def watch(self) -> Iterator[dict[str, Any]]:
+        """Job events as they happen (see jobqueue.api.ws), until the server closes."""
+        from websockets.sync.client import connect
+
+        if (first := self._core.token_call()) is not None:
+            self._core.took_token(self._send(first, authed=False))
+        with connect(core.ws_url(self.base_url)) as ws:
+            ws.send(json.dumps({"token": self._core.token}))
+            for message in ws:
+                event: dict[str, Any] = json.loads(message)
+                if event.get("type") != "ready":
+                    yield event
