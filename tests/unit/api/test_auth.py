@@ -1,0 +1,70 @@
+"""Tenant tokens and the admin credential (pure)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from jobqueue.api import auth
+from jobqueue.models import TenantId
+
+SECRET = "s" * 32
+ADMIN = "a" * 40
+
+
+def test_an_issued_token_names_its_tenant_and_expiry() -> None:
+    issued = auth.issue(SECRET, TenantId("acme"), 300)
+    who = auth.authenticate(issued.token, secret=SECRET, admin_token=None)
+    assert who.tenant_id == "acme" and not who.admin
+    assert who.expires_at is not None and 290 < who.expires_at - time.time() <= 300
+    assert issued.expires_in == 300
+
+
+def test_expired_forged_and_unsigned_tokens_are_refused() -> None:
+    expired = auth.issue(SECRET, TenantId("acme"), 60, now=time.time() - 3600).token
+    with pytest.raises(auth.InvalidToken, match="expired"):
+        auth.authenticate(expired, secret=SECRET, admin_token=None)
+    forged = auth.issue("f" * 32, TenantId("acme"), 60).token
+    with pytest.raises(auth.InvalidToken, match="invalid"):
+        auth.authenticate(forged, secret=SECRET, admin_token=None)
+    claims = {
+        "sub": "acme",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+        "iss": "jobqueue",
+    }
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    with pytest.raises(auth.InvalidToken):
+        auth.authenticate(unsigned, secret=SECRET, admin_token=None)
+    no_exp = jwt.encode({"sub": "acme", "iat": 1, "iss": "jobqueue"}, SECRET, algorithm="HS256")
+    with pytest.raises(auth.InvalidToken):
+        auth.authenticate(no_exp, secret=SECRET, admin_token=None)
+
+
+def test_a_small_clock_skew_is_tolerated() -> None:
+    just_expired = auth.issue(SECRET, TenantId("acme"), 60, now=time.time() - 62).token
+    assert auth.authenticate(just_expired, secret=SECRET, admin_token=None).tenant_id == "acme"
+
+
+def test_the_admin_credential_acts_across_tenants_and_only_when_configured() -> None:
+    who = auth.authenticate(ADMIN, secret=SECRET, admin_token=ADMIN)
+    assert who.admin and who.tenant_id is None and who.expires_at is None
+    with pytest.raises(auth.InvalidToken):
+        auth.authenticate(ADMIN, secret=SECRET, admin_token=None)
+    with pytest.raises(auth.InvalidToken):
+        auth.authenticate(ADMIN + "x", secret=SECRET, admin_token=ADMIN)
+
+
+def test_bearer_header_parsing() -> None:
+    assert auth.bearer("Bearer abc") == "abc"
+    assert auth.bearer("bearer  abc ") == "abc"
+    for header in (None, "", "Basic abc", "Bearer", "Bearer  "):
+        assert auth.bearer(header) is None
+
+
+def test_a_short_signing_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        auth.check_secret("short")
+    auth.check_secret(SECRET)
