@@ -1,0 +1,124 @@
+"""Reaper leader election on a coordination.k8s.io/v1 Lease, against a real
+kube-apiserver: of three candidates one leads; a clean stop hands over
+within one retry period, a SIGKILLed leader within the lease duration (plus
+the follower's retry), and leaseTransitions counts each handover."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobqueue.observability import logging as obslog
+from jobqueue.reaper import kube
+from jobqueue.reaper.kube_lease import KubernetesElector
+from jobqueue.reaper.leader import Leadership
+from tests.chaos.procs import Proc, until
+from tests.envtest import ControlPlane
+
+pytestmark = pytest.mark.timeout(120)
+
+LEASE = 3
+NAMESPACE = "default"
+
+
+def read_lease(cp: ControlPlane, name: str) -> dict[str, Any]:
+    out = cp.kubectl("get", "lease", name, "-n", NAMESPACE, "-o", "json")
+    spec: dict[str, Any] = json.loads(out.stdout)["spec"]
+    return spec
+
+
+async def test_one_of_three_leads_and_a_clean_stop_hands_over(
+    control_plane: ControlPlane,
+) -> None:
+    name = f"reaper-{uuid.uuid4().hex[:8]}"
+    config = kube.from_kubeconfig(control_plane.kubeconfig_path)
+    client = kube.LeaseClient(config)
+    ships = [
+        Leadership(KubernetesElector(client, namespace=NAMESPACE, name=name, identity=f"c{i}",
+                                     lease_seconds=LEASE), log=obslog.get_logger("test"))
+        for i in range(3)
+    ]
+    tasks = [asyncio.create_task(s.run()) for s in ships]
+    try:
+        await until(lambda: sum(s.is_leader for s in ships) == 1, 10, "one leader")
+        for _ in range(15):  # still exactly one across several renewals
+            assert sum(s.is_leader for s in ships) == 1
+            await asyncio.sleep(LEASE / 10)
+        first = next(i for i, s in enumerate(ships) if s.is_leader)
+        spec = await asyncio.to_thread(read_lease, control_plane, name)
+        assert spec["holderIdentity"] == f"c{first}"
+        assert spec["leaseDurationSeconds"] == LEASE and spec["leaseTransitions"] == 0
+
+        tasks[first].cancel()  # a clean stop: the lease is released at once
+        await asyncio.gather(tasks[first], return_exceptions=True)
+        began = time.monotonic()
+        await until(lambda: any(s.is_leader for i, s in enumerate(ships) if i != first),
+                    LEASE, "a successor")
+        assert time.monotonic() - began < ships[0].retry_every + 1.0
+        spec = await asyncio.to_thread(read_lease, control_plane, name)
+        assert spec["holderIdentity"] != f"c{first}" and spec["leaseTransitions"] == 1
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.close()
+
+
+async def test_sigkilled_reaper_process_hands_over_within_the_lease(
+    control_plane: ControlPlane, dsn: str, tmp_path: Path
+) -> None:
+    name = f"reaper-{uuid.uuid4().hex[:8]}"
+    args = ["reaper", "--leader-election", "kubernetes", "--kubeconfig",
+            str(control_plane.kubeconfig_path), "--lease-name", name, "--lease-namespace",
+            NAMESPACE, "--lease-seconds", str(LEASE), "--interval-seconds", "0.2"]
+    procs = [Proc(f"reaper{i}", args, dsn=dsn, logdir=tmp_path).start() for i in range(3)]
+
+    def ids() -> dict[str, Proc]:
+        out = {}
+        for p in procs:
+            for e in p.events():
+                if e.get("event") == "reaper starting":
+                    out[e["reaper_id"]] = p
+        return out
+
+    def leaders_logged() -> list[int]:
+        return [sum(e.get("event") == "became leader" for e in p.events()) for p in procs]
+
+    try:
+        await until(lambda: len(ids()) == 3, 30, "three reapers")
+        await until(lambda: sum(leaders_logged()) == 1, 15, "a leader")
+        spec = await asyncio.to_thread(read_lease, control_plane, name)
+        by_id = ids()
+        leader = by_id[spec["holderIdentity"]]
+        transitions = spec["leaseTransitions"]
+        await asyncio.sleep(LEASE)  # over a lease period, nobody else takes it
+        assert sum(leaders_logged()) == 1
+
+        leader.kill()
+        killed = time.monotonic()
+
+        async def successor() -> str | None:
+            s = await asyncio.to_thread(read_lease, control_plane, name)
+            holder = s["holderIdentity"]
+            return holder if holder and by_id.get(holder) is not leader else None
+
+        new = await until(successor, 3 * LEASE, "a new holder", interval=0.05)
+        took = time.monotonic() - killed
+        # Followers count the lease from when they saw its last renewal, on
+        # their own clock (client-go semantics): at most lease + two retries.
+        assert took < LEASE + 2 * (LEASE / 10) + 0.5, took
+        spec = await asyncio.to_thread(read_lease, control_plane, name)
+        assert spec["leaseTransitions"] == transitions + 1
+        assert by_id[new] in procs and by_id[new] is not leader
+        await until(lambda: sum(leaders_logged()) == 2, 3, "the successor's log")
+    finally:
+        codes = [p.stop() for p in procs if p.alive()]
+    assert codes == [0, 0]
+    # The clean stops released the lease: nobody holds it now.
+    assert (await asyncio.to_thread(read_lease, control_plane, name))["holderIdentity"] == ""
