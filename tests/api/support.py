@@ -51,7 +51,9 @@ class ApiProcess:
 
 
 def api_env(dsn: str, port: int, **settings: object) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
+    """JOBQUEUE_* settings from `settings` (names without the prefix); names
+    already in upper case (e.g. OTEL_TRACES_EXPORTER) are passed as they are."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBQUEUE_", "OTEL_"))}
     env.update(
         DATABASE_URL=dsn,
         JOBQUEUE_API_PORT=str(port),
@@ -60,7 +62,7 @@ def api_env(dsn: str, port: int, **settings: object) -> dict[str, str]:
         JOBQUEUE_LOG_FORMAT="json",
     )
     for name, value in settings.items():
-        env[f"JOBQUEUE_{name.upper()}"] = str(value)
+        env[name if name.isupper() else f"JOBQUEUE_{name.upper()}"] = str(value)
     return env
 
 

@@ -14,6 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from jobqueue import db
+from jobqueue.db import jobs
+from jobqueue.models import JobId
 from tests.api import support
 
 
@@ -101,3 +103,29 @@ async def test_a_database_outage_gives_503_with_retry_after_and_the_api_recovers
         assert (event["job_id"], event["status"]) == (r.json()["id"], "queued")
         assert token not in server.log()  # uvicorn logs handshakes with their query
     await proxy.cut()
+
+
+async def test_submit_job_span_joins_the_callers_trace_and_travels_in_the_job_row(
+    api_dsn: str, api_pool: db.Pool, logs: Path
+) -> None:
+    t = await support.tenant_with_key(api_pool)
+    caller_trace = uuid.uuid4().hex
+    traceparent = f"00-{caller_trace}-{uuid.uuid4().hex[:16]}-01"
+    async with (
+        support.running_api(api_dsn, logs, OTEL_TRACES_EXPORTER="console") as server,
+        httpx.AsyncClient(base_url=server.url, headers=support.bearer(support.mint(t.id))) as c,
+    ):
+        r = await c.post(
+            "/v1/jobs",
+            json={"type": "echo"},
+            headers={"Idempotency-Key": "traced", "traceparent": traceparent},
+        )
+        assert r.status_code == 201
+        job = await jobs.get(api_pool, job_id=JobId(uuid.UUID(r.json()["id"])))
+    assert job.trace_context is not None
+    _, trace_id, span_id, _ = job.trace_context["traceparent"].split("-")
+    assert trace_id == caller_trace  # the worker's spans will join this trace
+    # Exported on shutdown (batched): the span the row names, in the caller's trace.
+    spans = [json.loads(line) for line in server.log().splitlines() if '"submit_job"' in line]
+    assert [s["context"]["trace_id"] for s in spans] == [f"0x{caller_trace}"]
+    assert [s["context"]["span_id"] for s in spans] == [f"0x{span_id}"]

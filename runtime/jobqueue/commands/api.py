@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import secrets
+import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -81,11 +83,19 @@ def server(settings: ApiSettings, database: DatabaseSettings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     settings = ApiSettings(**overrides)
     obslog.configure(json=args.log_format == "json", level=args.log_level)
     tracing.setup("jobqueue-api")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    # under the handler found at start: this one, so the spans still batched
+    # are flushed below and the exit status is 0.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         asyncio.run(server(settings, DatabaseSettings()).serve())
     finally:
