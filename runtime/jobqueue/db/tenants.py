@@ -112,3 +112,24 @@ async def credentials(conn: Executor, *, tenant_id: TenantId) -> Credentials:
 @translate
 async def revoke_api_keys(conn: Executor, *, tenant_id: TenantId) -> int:
     return len(await conn.fetch(Q["revoke_api_keys"], tenant_id))
+
+
+@translate
+async def ensure_api_key(
+    conn: Executor, *, tenant_id: TenantId, key_hash: str, name: str = "default"
+) -> TenantId:
+    """Register (or revive) a key hash for the tenant; idempotent.
+
+    Returns the tenant that owns the hash: another tenant's id means the key
+    is already that tenant's, and nothing changed.
+    """
+    owner = await conn.fetchval(Q["ensure_api_key"], tenant_id, name, key_hash)
+    return TenantId(owner)
+
+
+@translate
+async def revoke_other_api_keys(
+    conn: Executor, *, tenant_id: TenantId, name: str, keep_hash: str
+) -> int:
+    """Revoke the tenant's live keys called `name`, except `keep_hash` (key rotation)."""
+    return len(await conn.fetch(Q["revoke_other_api_keys"], tenant_id, name, keep_hash))

@@ -43,3 +43,25 @@ SELECT t.enabled, k.key_hash
 -- name: revoke_api_keys
 UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL
 RETURNING id;
+
+-- name: ensure_api_key
+-- Make a key hash live for the tenant: insert it, or revive it if it was
+-- revoked. A hash that belongs to another tenant is left alone. Returns the
+-- tenant that owns the hash, so the caller can tell the two apart.
+WITH ins AS (
+    INSERT INTO api_keys (tenant_id, name, key_hash) VALUES ($1, $2, $3)
+    ON CONFLICT (key_hash) DO UPDATE SET revoked_at = NULL, name = excluded.name
+     WHERE api_keys.tenant_id = excluded.tenant_id
+       AND (api_keys.revoked_at IS NOT NULL OR api_keys.name <> excluded.name)
+    RETURNING tenant_id
+)
+SELECT tenant_id FROM ins
+UNION ALL
+SELECT tenant_id FROM api_keys WHERE key_hash = $3
+LIMIT 1;
+
+-- name: revoke_other_api_keys
+-- Rotation: revoke the tenant's live keys of this name except the current one.
+UPDATE api_keys SET revoked_at = now()
+ WHERE tenant_id = $1 AND name = $2 AND key_hash <> $3 AND revoked_at IS NULL
+RETURNING id;

@@ -1,0 +1,147 @@
+"""JobQueue: apply its workers, reaper and RBAC, and report the queue's state.
+
+Every reconcile applies the whole desired state with server-side apply, so
+it both creates children and undoes drift (an edited or deleted child comes
+back as built). Ready means the children were accepted by the apiserver and
+the queue's database answered; pods may still be starting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobqueue.db import stats
+from jobqueue_operator import builders, models
+from jobqueue_operator import status as st
+from jobqueue_operator.context import Context, database_problem
+from jobqueue_operator.kube import KubeError, Manifest
+from jobqueue_operator.settings import FIELD_MANAGER
+from jobqueue_operator.tenant_reconciler import Outcome, validation_message
+
+KIND = "JobQueue"
+HPA_API = "autoscaling/v2"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    worker: Manifest
+    reaper: Manifest
+    autoscaled: bool
+
+
+def parse(spec: dict[str, Any]) -> models.JobQueueSpec | st.Problem:
+    try:
+        parsed = models.JobQueueSpec.model_validate(spec)
+    except ValidationError as exc:
+        return st.Problem(st.INVALID_SPEC, validation_message(exc))
+    problems = models.jobqueue_spec_problems(parsed)
+    if problems:
+        return st.Problem(st.INVALID_SPEC, "; ".join(problems))
+    return parsed
+
+
+def _ours(obj: Manifest, owner: builders.Owner) -> bool:
+    meta = obj.get("metadata", {})
+    return (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == FIELD_MANAGER and any(
+        ref.get("uid") == owner.uid for ref in meta.get("ownerReferences") or []
+    )
+
+
+async def apply_children(ctx: Context, owner: builders.Owner, spec: models.JobQueueSpec) -> Applied:
+    """Apply every child; raise KubeError if the apiserver refuses one."""
+    kube = ctx.kube
+    worker_name = builders.worker_name(owner)
+    live = await kube.get("apps/v1", "Deployment", worker_name, owner.namespace)
+    hpas = await kube.list_all(HPA_API, "HorizontalPodAutoscaler", owner.namespace)
+    aimed = [h for h in hpas if builders.targets(h, worker_name)]
+    foreign = any(not _ours(h, owner) for h in aimed)
+    autoscaled = spec.autoscaled or foreign
+    replicas = builders.worker_replicas(spec, autoscaled=autoscaled, live=live)
+    applied: dict[tuple[str, str], Manifest] = {}
+    for child in builders.jobqueue_children(owner, spec, worker_replicas=replicas):
+        result = await kube.apply(child)
+        meta = result.get("metadata", {})
+        if child["kind"] == "Deployment" and meta.get("uid"):
+            ctx.applied_generations[meta["uid"]] = int(meta.get("generation") or 0)
+        applied[(child["kind"], child["metadata"]["name"])] = result
+    if not spec.autoscaled:
+        for hpa in aimed:
+            if _ours(hpa, owner):
+                await kube.delete(
+                    HPA_API, "HorizontalPodAutoscaler", hpa["metadata"]["name"], owner.namespace
+                )
+    return Applied(
+        worker=applied[("Deployment", worker_name)],
+        reaper=applied[("Deployment", builders.reaper_name(owner))],
+        autoscaled=autoscaled,
+    )
+
+
+async def _database_url(
+    ctx: Context, namespace: str | None, spec: models.JobQueueSpec
+) -> str | st.Problem:
+    ref = spec.database_secret_ref
+    try:
+        secret = await ctx.kube.get("v1", "Secret", ref.name, namespace)
+    except KubeError as exc:
+        return st.Problem(st.DATABASE_SECRET_MISSING, str(exc))
+    if secret is None:
+        return st.Problem(st.DATABASE_SECRET_MISSING, f"Secret {namespace}/{ref.name} not found")
+    url = builders.secret_value(secret, ref.key)
+    if not url:
+        return st.Problem(
+            st.DATABASE_SECRET_MISSING, f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
+        )
+    return url
+
+
+async def reconcile(
+    ctx: Context,
+    *,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    generation: int | None,
+    spec: dict[str, Any],
+    previous: dict[str, Any] | None,
+) -> Outcome:
+    parsed = parse(spec)
+    queue = parsed.queue_name(name) if isinstance(parsed, models.JobQueueSpec) else None
+    problem: st.Problem | None = None
+    applied: Applied | None = None
+    depth: st.Depth | None = None
+    if isinstance(parsed, st.Problem):
+        # Leave the children as they are: the last good spec keeps running.
+        problem = parsed
+    else:
+        owner = builders.Owner(kind=KIND, name=name, uid=uid, namespace=namespace)
+        try:
+            applied = await apply_children(ctx, owner, parsed)
+        except KubeError as exc:
+            problem = st.Problem(st.APPLY_FAILED, str(exc))
+        url = await _database_url(ctx, namespace, parsed)
+        if isinstance(url, st.Problem):
+            problem = problem or url
+        else:
+            try:
+                rows = await ctx.databases.run(url, lambda pool: stats.depth(pool, queue=queue))
+                depth = st.Depth.of(rows)
+            except Exception as exc:
+                problem = problem or database_problem(exc, url)
+    status = st.jobqueue_status(
+        generation=generation,
+        queue=queue,
+        problem=problem,
+        depth=depth,
+        worker=applied.worker if applied else None,
+        reaper=applied.reaper if applied else None,
+        autoscaled=applied.autoscaled if applied else None,
+        previous=previous,
+        now=datetime.now(UTC),
+    )
+    retry = problem is not None and problem.reason != st.INVALID_SPEC
+    return Outcome(status, problem, retry)

@@ -1,0 +1,37 @@
+"""The operator's settings: JOBQUEUE_OPERATOR_* environment variables.
+
+The database URL comes from `jobqueue.settings.DatabaseSettings`
+(DATABASE_URL or JOBQUEUE_DATABASE_URL), like every other component.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FIELD_MANAGER = "jobqueue-operator"
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_OPERATOR_", populate_by_name=True)
+
+    namespace: str = Field(
+        "jobqueue-system",
+        validation_alias=AliasChoices("JOBQUEUE_OPERATOR_NAMESPACE", "POD_NAMESPACE"),
+        description="where tenant API-key Secrets live; the chart passes the pod's namespace",
+    )
+    # Queue depth and replicas in `kubectl get` are this stale at most; each
+    # tick is one SQL query and a few no-op server-side applies per object.
+    status_interval_seconds: float = Field(15.0, gt=0)
+    # A change handler that could not finish (database down, Secret missing)
+    # runs again after this long; kopf keeps retrying, the pod never crashes.
+    retry_seconds: float = Field(10.0, gt=0)
+    # Every database call gives up after this, so a black-holed connection
+    # turns into DatabaseUnavailable instead of a hung handler.
+    db_timeout_seconds: float = Field(5.0, gt=0)
+    # Each JobQueue's database gets a small pool of its own.
+    db_pool_max: int = Field(2, ge=1)
+    kube_timeout_seconds: float = Field(30.0, gt=0)
+    # kopf's watch requests end after this so a silently dropped connection
+    # is noticed; tests set it low.
+    watch_server_timeout_seconds: int = Field(300, ge=1)

@@ -1,0 +1,290 @@
+"""Tenant resources against a real kube-apiserver, the operator running in-process.
+
+The operator writes into a database of this module's own, reached through a
+TCP proxy that the outage test cuts.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from jobqueue import apikeys, db, errors
+from jobqueue.db import jobs
+from jobqueue.db import tenants as tenant_rows
+from jobqueue.models import NewJob, TenantId
+from jobqueue_operator.settings import OperatorSettings
+from tests.conftest import PgServer, create_database, drop_database
+from tests.envtest import ControlPlane
+from tests.operator.harness import (
+    ROOT,
+    Cluster,
+    OperatorThread,
+    TcpProxy,
+    eventually,
+    kubeconfig_env,
+    target_of,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Running:
+    op: OperatorThread
+    proxy: TcpProxy
+    namespace: str  # the operator's: API-key Secrets live here
+    dsn: str  # direct, for the test's own queries
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
+    control_plane.apply_crds([ROOT / "crds"])
+    c = Cluster(control_plane)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[str]:
+    name = await create_database(pg_server, template_db)
+    yield pg_server.dsn_for(name)
+    await drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
+    namespace = cluster.namespace("jq-operator")
+    proxy = TcpProxy(*target_of(op_database)).start()
+    settings = OperatorSettings(
+        namespace=namespace,
+        status_interval_seconds=1,
+        retry_seconds=1,
+        db_timeout_seconds=3,
+        watch_server_timeout_seconds=30,
+    )
+    with kubeconfig_env(control_plane.kubeconfig_path):
+        op = OperatorThread(dsn=proxy.dsn_via(op_database), settings=settings).start()
+        try:
+            yield Running(op, proxy, namespace, op_database)
+        finally:
+            # Tenants carry our finalizer: delete them while the operator still runs.
+            listed = cluster.custom.list_cluster_custom_object(
+                "jobqueue.dev", "v1alpha1", "tenants"
+            )
+            for item in listed["items"]:
+                cluster.delete("Tenant", item["metadata"]["name"])
+            proxy.restore_if_cut()
+            op.stop()
+            proxy.stop()
+
+
+@pytest.fixture
+async def pool(running: Running) -> AsyncIterator[db.Pool]:
+    p = await db.create_pool(running.dsn, min_size=1, max_size=4)
+    yield p
+    await p.close()
+
+
+def tenant(name: str, **spec: object) -> dict[str, object]:
+    return {
+        "apiVersion": "jobqueue.dev/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def ready(cluster: Cluster, name: str, timeout: float = 20.0) -> dict[str, object]:
+    def probe() -> dict[str, object] | None:
+        cond = cluster.condition("Tenant", name)
+        return cond if cond and cond["status"] == "True" else None
+
+    return await eventually(probe, timeout=timeout, what=f"Tenant {name} Ready")
+
+
+async def test_applying_a_tenant_writes_its_row_and_key_and_makes_it_ready(
+    running: Running, cluster: Cluster, control_plane: ControlPlane, pool: db.Pool
+) -> None:
+    name = unique()
+    cluster.create(
+        tenant(
+            name,
+            weight=3,
+            quotas={
+                "maxConcurrentJobs": 7,
+                "maxQueuedJobs": 500,
+                "rateLimit": {"requestsPerMinute": 120, "burst": 20},
+            },
+        )
+    )
+    control_plane.kubectl("wait", "--for=condition=Ready", "--timeout=30s", f"tenant/{name}")
+
+    row = await tenant_rows.get(pool, tenant_id=TenantId(name))
+    assert (row.enabled, row.max_concurrent, row.max_queued) == (True, 7, 500)
+    assert (row.rate_per_minute, row.rate_burst, row.weight) == (120, 20, 3)
+
+    secret = cluster.core.read_namespaced_secret(f"jobqueue-tenant-{name}", running.namespace)
+    assert secret.data is not None and secret.metadata is not None
+    key = base64.b64decode(secret.data["api-key"]).decode()
+    assert key.startswith("jq_")
+    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "jobqueue-operator"
+    owner = secret.metadata.owner_references[0]
+    assert (owner.kind, owner.name) == ("Tenant", name)
+    creds = await tenant_rows.credentials(pool, tenant_id=TenantId(name))
+    assert apikeys.matches(key, creds.key_hashes)
+
+    status = cluster.get("Tenant", name)["status"]
+    assert status["observedGeneration"] == 1
+    assert status["apiKeySecret"] == {
+        "namespace": running.namespace,
+        "name": f"jobqueue-tenant-{name}",
+        "key": "api-key",
+    }
+    types = {c["type"]: c for c in status["conditions"]}
+    assert types["Degraded"]["status"] == "False"
+    assert types["Ready"]["observedGeneration"] == 1
+
+
+async def test_changing_a_quota_updates_the_row_and_keeps_the_key(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    name = unique()
+    cluster.create(tenant(name, quotas={"maxConcurrentJobs": 5}))
+    await ready(cluster, name)
+    first = await tenant_rows.credentials(pool, tenant_id=TenantId(name))
+
+    cluster.patch("Tenant", name, {"spec": {"quotas": {"maxConcurrentJobs": 50}, "weight": 9}})
+
+    async def updated() -> bool:
+        row = await tenant_rows.get(pool, tenant_id=TenantId(name))
+        return row.max_concurrent == 50 and row.weight == 9
+
+    await eventually(updated, what="row updated")
+    await eventually(
+        lambda: cluster.get("Tenant", name)["status"]["observedGeneration"] == 2,
+        what="observedGeneration 2",
+    )
+    again = await tenant_rows.credentials(pool, tenant_id=TenantId(name))
+    assert again.key_hashes == first.key_hashes  # no new key on a quota change
+
+
+async def test_tenant_status_counts_its_jobs(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    name = unique()
+    cluster.create(tenant(name))
+    await ready(cluster, name)
+    for n in range(3):
+        await jobs.submit(pool, tenant_id=TenantId(name), job=NewJob(type="echo", data={"n": n}))
+
+    def counted() -> bool:
+        status = cluster.get("Tenant", name)["status"]
+        return status.get("queuedJobs") == 3 and status.get("runningJobs") == 0
+
+    await eventually(counted, what="queuedJobs 3 in status")
+
+
+async def test_deleting_a_tenant_disables_it_and_keeps_its_jobs(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    name = unique()
+    cluster.create(tenant(name))
+    await ready(cluster, name)
+    job = (await jobs.submit(pool, tenant_id=TenantId(name), job=NewJob(type="echo", data={}))).job
+    assert cluster.get("Tenant", name)["metadata"]["finalizers"] == ["jobqueue.dev/finalizer"]
+
+    cluster.delete("Tenant", name)
+    await eventually(lambda: not cluster.exists("Tenant", name), what="Tenant gone")
+
+    row = await tenant_rows.get(pool, tenant_id=TenantId(name))
+    assert row.enabled is False
+    assert (await jobs.get(pool, job_id=job.id)).id == job.id
+    assert (await tenant_rows.credentials(pool, tenant_id=TenantId(name))).key_hashes == []
+    with pytest.raises(ApiException) as gone:
+        cluster.core.read_namespaced_secret(f"jobqueue-tenant-{name}", running.namespace)
+    assert gone.value.status == 404
+
+
+async def test_a_named_secret_is_used_and_waited_for(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    name = unique()
+    secret_name = unique("key")
+    cluster.create(tenant(name, apiKeySecretRef={"name": secret_name, "key": "token"}))
+
+    def missing() -> bool:
+        cond = cluster.condition("Tenant", name)
+        return bool(cond and cond["reason"] == "ApiKeySecretMissing" and cond["status"] == "False")
+
+    await eventually(missing, what="ApiKeySecretMissing")
+    assert secret_name in (cluster.condition("Tenant", name) or {})["message"]
+
+    key = apikeys.generate()
+    cluster.secret(running.namespace, secret_name, {"token": key})
+    await ready(cluster, name)  # kopf's retry picks the Secret up
+    creds = await tenant_rows.credentials(pool, tenant_id=TenantId(name))
+    assert apikeys.matches(key, creds.key_hashes)
+    assert len(creds.key_hashes) == 1
+
+
+async def test_a_key_that_belongs_to_another_tenant_is_refused(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    first, second = unique(), unique()
+    cluster.create(tenant(first))
+    await ready(cluster, first)
+    stolen = f"jobqueue-tenant-{first}"
+    cluster.create(tenant(second, apiKeySecretRef={"name": stolen}))
+
+    def refused() -> bool:
+        cond = cluster.condition("Tenant", second)
+        return bool(cond and cond["reason"] == "ApiKeyInUse")
+
+    await eventually(refused, what="ApiKeyInUse")
+    assert (await tenant_rows.credentials(pool, tenant_id=TenantId(second))).key_hashes == []
+
+
+async def test_database_outage_reports_not_ready_and_recovers(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    name = unique()
+    running.proxy.cut()
+    try:
+        cluster.create(tenant(name, weight=4))
+
+        def down() -> dict[str, object] | None:
+            cond = cluster.condition("Tenant", name)
+            return cond if cond and cond["reason"] == "DatabaseUnavailable" else None
+
+        cond = await eventually(down, what="DatabaseUnavailable")
+        assert cond["status"] == "False"
+        assert running.proxy.dsn_via(running.dsn) not in str(cond["message"])
+        with pytest.raises(errors.TenantNotFound):
+            await tenant_rows.get(pool, tenant_id=TenantId(name))
+        assert running.op.alive
+    finally:
+        running.proxy.restore()
+    await ready(cluster, name, timeout=30)
+    assert (await tenant_rows.get(pool, tenant_id=TenantId(name))).weight == 4
+
+
+def test_the_apiserver_rejects_invalid_tenants(running: Running, cluster: Cluster) -> None:
+    for bad in (
+        tenant("bad.name"),  # a tenant id is a DNS label
+        tenant(unique(), weight=0),
+        tenant(unique(), quotas={"maxConcurrentJobs": -1}),
+        tenant(unique(), quotas={"rateLimit": {"burst": 0}}),
+    ):
+        with pytest.raises(ApiException) as rejected:
+            cluster.create(bad)
+        assert rejected.value.status == 422, bad
