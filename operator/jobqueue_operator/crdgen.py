@@ -194,6 +194,7 @@ def jobqueue_crd() -> Schema:
         scope="Namespaced",
         spec=structural(models.JobQueueSpec),
         status=structural(models.JobQueueStatus),
+        root_rules=models.JOBQUEUE_RULES,
         spec_rules=models.JOBQUEUE_SPEC_RULES,
         columns=[
             _ready_column(),

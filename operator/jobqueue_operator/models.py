@@ -175,6 +175,14 @@ TENANT_RULES: list[dict[str, str]] = [
         "reason": "FieldValueInvalid",
     },
 ]
+JOBQUEUE_RULES: list[dict[str, str]] = [
+    {
+        "rule": "size(self.metadata.name) <= 56",
+        "message": "a JobQueue's name is part of its children's names and label values: "
+        "at most 56 characters",
+        "reason": "FieldValueInvalid",
+    },
+]
 JOBQUEUE_SPEC_RULES: list[dict[str, str]] = [
     {
         "rule": "self.minReplicas <= self.maxReplicas",

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -198,6 +199,51 @@ class TcpProxy:
 def target_of(dsn: str) -> tuple[str, int]:
     parts = urlsplit(dsn)
     return parts.hostname or "127.0.0.1", parts.port or 5432
+
+
+@dataclass
+class Running:
+    op: OperatorThread
+    proxy: TcpProxy
+    namespace: str  # the operator's: API-key Secrets live here
+    dsn: str  # the operator's database, direct (the operator goes through `proxy`)
+
+
+@contextlib.contextmanager
+def operator_running(control_plane: ControlPlane, cluster: Cluster, dsn: str) -> Iterator[Running]:
+    """The operator on `dsn` (through a proxy), fast status ticks; cleans up after itself."""
+    namespace = cluster.namespace("jq-operator")
+    proxy = TcpProxy(*target_of(dsn)).start()
+    settings = OperatorSettings(
+        namespace=namespace,
+        status_interval_seconds=1,
+        retry_seconds=1,
+        db_timeout_seconds=3,
+        watch_server_timeout_seconds=30,
+    )
+    with kubeconfig_env(control_plane.kubeconfig_path):
+        op = OperatorThread(dsn=proxy.dsn_via(dsn), settings=settings).start()
+        try:
+            yield Running(op, proxy, namespace, dsn)
+        finally:
+            proxy.restore_if_cut()
+            # Tenants carry our finalizer: delete them while the operator still runs.
+            tenants = cluster.custom.list_cluster_custom_object(GROUP, VERSION, "tenants")
+            for item in tenants["items"]:
+                cluster.delete("Tenant", item["metadata"]["name"])
+            # JobQueues would be resumed by the next module's operator on another database.
+            queues = cluster.custom.list_cluster_custom_object(GROUP, VERSION, "jobqueues")
+            for item in queues["items"]:
+                meta = item["metadata"]
+                cluster.delete("JobQueue", meta["name"], meta["namespace"])
+            deadline = time.monotonic() + 20
+            while (
+                time.monotonic() < deadline
+                and cluster.custom.list_cluster_custom_object(GROUP, VERSION, "tenants")["items"]
+            ):
+                time.sleep(0.1)
+            op.stop()
+            proxy.stop()
 
 
 class Cluster:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -18,28 +17,11 @@ from jobqueue import apikeys, db, errors
 from jobqueue.db import jobs
 from jobqueue.db import tenants as tenant_rows
 from jobqueue.models import NewJob, TenantId
-from jobqueue_operator.settings import OperatorSettings
 from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
-from tests.operator.harness import (
-    ROOT,
-    Cluster,
-    OperatorThread,
-    TcpProxy,
-    eventually,
-    kubeconfig_env,
-    target_of,
-)
+from tests.operator.harness import ROOT, Cluster, Running, eventually, operator_running
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@dataclass
-class Running:
-    op: OperatorThread
-    proxy: TcpProxy
-    namespace: str  # the operator's: API-key Secrets live here
-    dsn: str  # direct, for the test's own queries
 
 
 @pytest.fixture(scope="module")
@@ -59,29 +41,8 @@ async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[st
 
 @pytest.fixture(scope="module")
 def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    namespace = cluster.namespace("jq-operator")
-    proxy = TcpProxy(*target_of(op_database)).start()
-    settings = OperatorSettings(
-        namespace=namespace,
-        status_interval_seconds=1,
-        retry_seconds=1,
-        db_timeout_seconds=3,
-        watch_server_timeout_seconds=30,
-    )
-    with kubeconfig_env(control_plane.kubeconfig_path):
-        op = OperatorThread(dsn=proxy.dsn_via(op_database), settings=settings).start()
-        try:
-            yield Running(op, proxy, namespace, op_database)
-        finally:
-            # Tenants carry our finalizer: delete them while the operator still runs.
-            listed = cluster.custom.list_cluster_custom_object(
-                "jobqueue.dev", "v1alpha1", "tenants"
-            )
-            for item in listed["items"]:
-                cluster.delete("Tenant", item["metadata"]["name"])
-            proxy.restore_if_cut()
-            op.stop()
-            proxy.stop()
+    with operator_running(control_plane, cluster, op_database) as running:
+        yield running
 
 
 @pytest.fixture
