@@ -387,6 +387,6 @@ def secret_value(secret: Manifest, key: str) -> str | None:
         plain = (secret.get("stringData") or {}).get(key)
         return str(plain) if plain is not None else None
     try:
-        return base64.b64decode(raw).decode()
+        return base64.b64decode(raw, validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         return None
