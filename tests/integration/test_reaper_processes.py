@@ -1,5 +1,5 @@
 """Three real `jobqueue reaper` processes on one database: one leads; killing
-it with SIGKILL hands over within the lease duration plus one retry period."""
+it with SIGKILL hands over within one lease period."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from jobqueue.db import leaders
 from tests.chaos.procs import Proc, until
 
 LEASE = 3.0
-RETRY = LEASE / 10  # Leadership.retry_every for this lease
+SLACK = 0.4  # this test's polling and process scheduling on a busy 2-core machine
 
 
 def identity_of(p: Proc) -> str | None:
@@ -67,7 +67,8 @@ async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
         # The row names a new holder; that process says so in its log too.
         new_id, new_transitions = await until(successor_row, LEASE * 2, "a new holder")
         handover = time.monotonic() - killed_at
-        assert handover < LEASE + RETRY + 0.5, handover
+        print(f"\nhandover after SIGKILL: {handover:.2f} s (lease {LEASE} s)")
+        assert handover < LEASE + SLACK, handover
         assert new_transitions == transitions + 1
         successor = ids[new_id]
         assert successor is not leader

@@ -1,7 +1,7 @@
 """Reaper leader election on a coordination.k8s.io/v1 Lease, against a real
 kube-apiserver: of three candidates one leads; a clean stop hands over
-within one retry period, a SIGKILLed leader within the lease duration (plus
-the follower's retry), and leaseTransitions counts each handover."""
+within one retry period, a SIGKILLed leader within the lease period, and
+leaseTransitions counts each handover."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from tests.envtest import ControlPlane
 pytestmark = pytest.mark.timeout(120)
 
 LEASE = 3
+# Recorded in the Lease: 3 s minus two 0.3 s retry periods, in whole seconds.
+DURATION = 2
+SLACK = 0.4  # this test's polling and process scheduling on a busy 2-core machine
 NAMESPACE = "default"
 
 
@@ -53,7 +56,7 @@ async def test_one_of_three_leads_and_a_clean_stop_hands_over(
         first = next(i for i, s in enumerate(ships) if s.is_leader)
         spec = await asyncio.to_thread(read_lease, control_plane, name)
         assert spec["holderIdentity"] == f"c{first}"
-        assert spec["leaseDurationSeconds"] == LEASE and spec["leaseTransitions"] == 0
+        assert spec["leaseDurationSeconds"] == DURATION and spec["leaseTransitions"] == 0
 
         tasks[first].cancel()  # a clean stop: the lease is released at once
         await asyncio.gather(tasks[first], return_exceptions=True)
@@ -110,9 +113,11 @@ async def test_sigkilled_reaper_process_hands_over_within_the_lease(
 
         new = await until(successor, 3 * LEASE, "a new holder", interval=0.05)
         took = time.monotonic() - killed
-        # Followers count the lease from when they saw its last renewal, on
-        # their own clock (client-go semantics): at most lease + two retries.
-        assert took < LEASE + 2 * (LEASE / 10) + 0.5, took
+        # Followers time the lease from when they saw its last renewal, on
+        # their own clock (client-go semantics); the recorded duration leaves
+        # room for that, so the handover still fits in the lease period.
+        print(f"\nLease handover after SIGKILL: {took:.2f} s (lease {LEASE} s)")
+        assert took < LEASE + SLACK, took
         spec = await asyncio.to_thread(read_lease, control_plane, name)
         assert spec["leaseTransitions"] == transitions + 1
         assert by_id[new] in procs and by_id[new] is not leader

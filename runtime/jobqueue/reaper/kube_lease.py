@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue.reaper.kube import KubeConflict, LeaseClient
+from jobqueue.reaper.leader import retry_period
 
 
 def micro_time(at: datetime | None = None) -> str:
@@ -38,7 +39,11 @@ class KubernetesElector:
         self.name = name
         self.identity = identity
         self.lease_seconds = lease_seconds
-        self._duration = max(1, math.ceil(lease_seconds))
+        # Whole seconds (the field is an integer), short enough that a
+        # follower timing it on its own clock still takes over within
+        # lease_seconds (see leader.py).
+        self._duration = max(1, math.floor(lease_seconds - 2 * retry_period(lease_seconds)))
+        self.hold_seconds = float(self._duration)
         self._seen: tuple[str, float] | None = None  # (resourceVersion, first seen at)
         self.last: dict[str, Any] | None = None
 

@@ -3,14 +3,19 @@
 An `Elector` makes one attempt to take or extend a lease; `Leadership`
 calls it in a loop and answers `is_leader` from a local deadline, so a
 leader that cannot renew (database or apiserver unreachable, process
-paused) stops acting *before* anyone else may take over:
+paused) stops acting *before* anyone else may take over.
 
-- the leader renews every third of the lease and trusts its leadership
-  until `RENEW_DEADLINE` of the lease after the start of its last
-  successful renewal; a renewal that finds another holder ends it at once;
-- a follower retries every `lease / 10` (at most 2 s), so a dead leader is
-  replaced within the lease plus one retry period; a leader that stops
-  cleanly releases the lease and is replaced within one retry period.
+Timing, for a configured lease period L (`lease_seconds`):
+- followers retry every `retry_period(L)` (L / 10, between 0.1 and 2 s);
+- the backend records a shorter hold (`hold_seconds`): L minus one retry
+  period in Postgres (a follower sees expiry at most one retry late), L
+  minus two in a Kubernetes Lease (followers also learn of a renewal up to
+  one retry late, since they time it on their own clock). So a killed
+  leader is replaced within L; one that stops cleanly releases the lease
+  and is replaced within one retry period;
+- the leader renews every third of the hold and trusts its leadership for
+  `RENEW_DEADLINE` of the hold after the start of its last successful
+  renewal; a renewal that finds another holder ends it at once.
 
 Electors: `PostgresElector`, a row with an expiry on the database clock
 (PgBouncer-safe, unlike session advisory locks); `KubernetesElector` (in
@@ -38,6 +43,11 @@ from jobqueue.worker.handlers import Logger
 RENEW_DEADLINE = 0.8
 
 
+def retry_period(lease_seconds: float) -> float:
+    """How often a follower tries to take the lease."""
+    return min(2.0, max(0.1, lease_seconds / 10))
+
+
 def candidate_id() -> str:
     """Unique per process: host (the pod name on Kubernetes), pid, randomness."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -45,7 +55,8 @@ def candidate_id() -> str:
 
 class Elector(Protocol):
     identity: str
-    lease_seconds: float
+    lease_seconds: float  # the period L: a dead leader is replaced within it
+    hold_seconds: float  # what the backend records (see the module docstring)
 
     async def try_acquire(self) -> bool:
         """Take or renew the lease; True if we hold it now. Raises
@@ -69,11 +80,12 @@ class PostgresElector:
         self.name = name
         self.identity = identity
         self.lease_seconds = lease_seconds
+        self.hold_seconds = lease_seconds - retry_period(lease_seconds)
         self.last: leaders.Leadership | None = None
 
     async def try_acquire(self) -> bool:
         self.last = await leaders.acquire_or_renew(
-            self.conn, name=self.name, candidate=self.identity, lease_seconds=self.lease_seconds
+            self.conn, name=self.name, candidate=self.identity, lease_seconds=self.hold_seconds
         )
         return self.last.holder == self.identity
 
@@ -92,7 +104,7 @@ class NoElection:
 
     def __init__(self, identity: str) -> None:
         self.identity = identity
-        self.lease_seconds = 3600.0
+        self.lease_seconds = self.hold_seconds = 3600.0
 
     async def try_acquire(self) -> bool:
         return True
@@ -110,9 +122,8 @@ class Leadership:
     def __init__(self, elector: Elector, *, log: Logger) -> None:
         self.elector = elector
         self.log = log
-        lease = elector.lease_seconds
-        self.renew_every = lease / 3
-        self.retry_every = min(2.0, max(0.1, lease / 10))
+        self.renew_every = elector.hold_seconds / 3
+        self.retry_every = retry_period(elector.lease_seconds)
         self._valid_until = 0.0
         self._announced = False  # what we last logged: leader or not
         self._changed = asyncio.Event()
@@ -147,14 +158,14 @@ class Leadership:
 
     async def run(self) -> None:
         """Until cancelled; then release the lease if held."""
-        lease = self.elector.lease_seconds
+        hold = self.elector.hold_seconds
         try:
             while True:
                 began = time.monotonic()
                 try:
-                    async with asyncio.timeout(lease * RENEW_DEADLINE / 2):
+                    async with asyncio.timeout(hold * RENEW_DEADLINE / 2):
                         leading = await self.elector.try_acquire()
-                    self._set(leading, began + lease * RENEW_DEADLINE)
+                    self._set(leading, began + hold * RENEW_DEADLINE)
                 except (errors.JobQueueError, TimeoutError) as exc:
                     # Unknown: keep what we had until its deadline passes.
                     self.log.warning("leader election attempt failed", error=str(exc)
