@@ -210,9 +210,19 @@ class Running:
 
 
 @contextlib.contextmanager
-def operator_running(control_plane: ControlPlane, cluster: Cluster, dsn: str) -> Iterator[Running]:
-    """The operator on `dsn` (through a proxy), fast status ticks; cleans up after itself."""
-    namespace = cluster.namespace("jq-operator")
+def operator_running(
+    control_plane: ControlPlane,
+    cluster: Cluster,
+    dsn: str,
+    *,
+    namespace: str | None = None,
+    kubeconfig: Path | None = None,
+) -> Iterator[Running]:
+    """The operator on `dsn` (through a proxy), fast status ticks; cleans up after itself.
+
+    `kubeconfig` lets it run as someone other than the envtest admin.
+    """
+    namespace = namespace or cluster.namespace("jq-operator")
     proxy = TcpProxy(*target_of(dsn)).start()
     settings = OperatorSettings(
         namespace=namespace,
@@ -221,7 +231,7 @@ def operator_running(control_plane: ControlPlane, cluster: Cluster, dsn: str) ->
         db_timeout_seconds=3,
         watch_server_timeout_seconds=30,
     )
-    with kubeconfig_env(control_plane.kubeconfig_path):
+    with kubeconfig_env(kubeconfig or control_plane.kubeconfig_path):
         op = OperatorThread(dsn=proxy.dsn_via(dsn), settings=settings).start()
         try:
             yield Running(op, proxy, namespace, dsn)

@@ -1,0 +1,208 @@
+"""The Helm chart, checked with the real `helm` and against the real kube-apiserver.
+
+The strongest check runs the operator with nothing but the chart's RBAC (a
+ServiceAccount token from the TokenRequest API), so a missing permission
+fails here instead of in someone's cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from jobqueue import db
+from jobqueue.db import tenants as tenant_rows
+from jobqueue.models import TenantId
+from tests.conftest import PgServer, create_database, drop_database
+from tests.envtest import ControlPlane
+from tests.operator.harness import ROOT, Cluster, eventually, operator_running
+
+pytestmark = pytest.mark.timeout(120)
+
+CHART = ROOT / "charts" / "jobqueue"
+DB_URL = "postgresql://jobqueue:secret@postgres.db:5432/jobqueue"
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
+    control_plane.apply_crds([ROOT / "crds"])
+    c = Cluster(control_plane)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {
+        "HOME": str(home),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+        "PATH": "/usr/bin:/bin",
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(control_plane.bin_dir / "helm"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return run
+
+
+def render(helm: Any, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    out = helm(
+        "template", "rel", str(CHART), "-n", namespace, "--set", f"database.url={DB_URL}", *sets
+    )
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def test_chart_lints_and_its_schema_refuses_bad_values(helm: Any) -> None:
+    helm("lint", str(CHART), "--strict", "--set", f"database.url={DB_URL}")
+    for bad, message in (
+        (["--set", "api.replicas=-1"], "/api/replicas"),
+        (["--set", "database.url=mysql://x"], "/database/url"),
+        (["--set", "operator.surprise=1"], "surprise"),
+    ):
+        result = helm("template", "rel", str(CHART), *bad, check=False)
+        assert result.returncode != 0
+        assert message in result.stderr, result.stderr
+    missing = helm("template", "rel", str(CHART), check=False)
+    assert missing.returncode != 0 and "database.url" in missing.stderr
+
+
+def test_template_renders_operator_api_and_a_migration_hook(helm: Any) -> None:
+    docs = render(helm, "jobqueue-system")
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "rel-jobqueue-operator") in kinds
+    assert ("Deployment", "rel-jobqueue-api") in kinds
+    assert ("Service", "rel-jobqueue-api") in kinds
+    assert ("ClusterRole", "rel-jobqueue-operator") in kinds
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    job = by_name[("Job", "rel-jobqueue-migrate")]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["jobqueue", "migrate"]
+    secret = by_name[("Secret", "rel-jobqueue-database")]
+    # The URL Secret is a hook too, and weighs less: it exists before the Job reads it.
+    assert int(secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+    operator = by_name[("Deployment", "rel-jobqueue-operator")]
+    command = operator["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["kopf", "run"] and command[-2:] == ["-m", "jobqueue_operator"]
+    assert operator["spec"]["strategy"]["type"] == "Recreate"
+    for doc in docs:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+
+
+def test_rendered_chart_passes_server_side_dry_run(
+    helm: Any, cluster: Cluster, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    namespace = cluster.namespace("jq-chart")
+    out = helm(
+        "template", "rel", str(CHART), "-n", namespace, "--include-crds",
+        "--set", f"database.url={DB_URL}",
+    )  # fmt: skip
+    manifest = tmp_path / "chart.yaml"
+    manifest.write_text(out.stdout)
+    result = control_plane.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", str(manifest), "-o", "name"
+    )
+    applied = result.stdout.split()
+    assert "deployment.apps/rel-jobqueue-operator" in applied
+    assert "job.batch/rel-jobqueue-migrate" in applied
+    assert "customresourcedefinition.apiextensions.k8s.io/jobqueues.jobqueue.dev" in applied
+
+
+@pytest.fixture
+async def chart_db(pg_server: PgServer, template_db: str) -> AsyncIterator[str]:
+    name = await create_database(pg_server, template_db)
+    yield pg_server.dsn_for(name)
+    await drop_database(pg_server, name)
+
+
+def service_account_kubeconfig(
+    control_plane: ControlPlane, namespace: str, account: str, path: Path
+) -> Path:
+    token = control_plane.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    config = json.loads(control_plane.kubeconfig_path.read_text())
+    config["users"] = [{"name": config["users"][0]["name"], "user": {"token": token}}]
+    path.write_text(json.dumps(config))
+    return path
+
+
+async def test_the_operator_works_with_only_the_charts_rbac(
+    helm: Any,
+    cluster: Cluster,
+    control_plane: ControlPlane,
+    chart_db: str,
+    tmp_path: Path,
+) -> None:
+    namespace = cluster.namespace("jq-rbac")
+    rbac = [
+        d
+        for d in render(helm, namespace)
+        if d["kind"]
+        in {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    ]
+    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(rbac))
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(tmp_path / "rbac.yaml"))
+    kubeconfig = service_account_kubeconfig(
+        control_plane, namespace, "rel-jobqueue-operator", tmp_path / "kubeconfig"
+    )
+    who = control_plane.kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json")
+    assert json.loads(who.stdout)["status"]["userInfo"]["username"].endswith(
+        ":rel-jobqueue-operator"
+    )
+    queues = cluster.namespace("jq-rbac-queues")
+    cluster.secret(queues, "jobqueue-database", {"url": chart_db})
+
+    with operator_running(
+        control_plane, cluster, chart_db, namespace=namespace, kubeconfig=kubeconfig
+    ):
+        tenant = {
+            "apiVersion": "jobqueue.dev/v1alpha1",
+            "kind": "Tenant",
+            "metadata": {"name": "rbac-tenant"},
+            "spec": {"weight": 2},
+        }
+        cluster.create(tenant)
+        queue = {
+            "apiVersion": "jobqueue.dev/v1alpha1",
+            "kind": "JobQueue",
+            "metadata": {"name": "rbac-queue", "namespace": queues},
+            "spec": {"image": "img:1", "minReplicas": 1, "maxReplicas": 3},
+        }
+        cluster.create(queue)
+
+        def ready(kind: str, name: str, ns: str | None = None) -> bool:
+            cond = cluster.condition(kind, name, namespace=ns)
+            return bool(cond and cond["status"] == "True")
+
+        await eventually(lambda: ready("Tenant", "rbac-tenant"), what="Tenant Ready")
+        await eventually(lambda: ready("JobQueue", "rbac-queue", queues), what="JobQueue Ready")
+        assert cluster.core.read_namespaced_secret("jobqueue-tenant-rbac-tenant", namespace)
+        assert cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+            "rbac-queue-worker", queues
+        )
+        pool = await db.create_pool(chart_db, min_size=1, max_size=2)
+        try:
+            assert (await tenant_rows.get(pool, tenant_id=TenantId("rbac-tenant"))).weight == 2
+        finally:
+            await pool.close()
