@@ -4,12 +4,18 @@ it with SIGKILL hands over within one lease period."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from jobqueue import db
-from jobqueue.db import leaders
-from tests.chaos.procs import Proc, until
+from jobqueue.db import leaders, leases
+from jobqueue.models import WorkerId
+from tests import factories
+from tests.chaos.procs import REPO, Proc, until
 
 LEASE = 3.0
 SLACK = 0.4  # this test's polling and process scheduling on a busy 2-core machine
@@ -78,3 +84,19 @@ async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
     finally:
         codes = [p.stop() for p in procs if p.alive()]
     assert codes == [0, 0]  # the survivors stop cleanly on SIGTERM
+
+
+async def test_reaper_once_prints_what_it_did(dsn: str, pool: db.Pool) -> None:
+    t = await factories.tenant(pool)
+    await factories.submit(pool, t.id)
+    await factories.submit(pool, t.id, max_attempts=1)
+    await leases.lease(pool, queue="default", worker_id=WorkerId("gone"), limit=2,
+                       lease_seconds=0.1)
+    await asyncio.sleep(0.2)
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "jobqueue.cli", "reaper", "--once"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "DATABASE_URL": dsn})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "requeued": 1, "dead_lettered": 1, "pruned": 0}

@@ -90,3 +90,10 @@ async def test_submit_is_idempotent_and_jobs_commands_steer_jobs(
     assert back["status"] == "queued" and back["attempt"] == 0
     job = await jobs.get(pool, job_id=jid)
     assert job.status is JobStatus.QUEUED and job.lease_owner is None
+
+
+def test_worker_refuses_to_start_with_a_bad_handler_module(dsn: str) -> None:
+    out = cli(dsn, "worker", "--handlers", "no_such_module_for_jobqueue")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "jobqueue: cannot import handler module 'no_such_module_for_jobqueue'")
