@@ -50,7 +50,7 @@ async def eventually(
             if value:
                 return value  # type: ignore[return-value]
             last = value
-        except (AssertionError, ApiException, KeyError, LookupError) as exc:
+        except (AssertionError, ApiException, LookupError, OSError) as exc:
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout:g}s; last: {last!r}")
