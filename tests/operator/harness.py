@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import threading
 import time
@@ -254,6 +255,19 @@ def operator_running(
                 time.sleep(0.1)
             op.stop()
             proxy.stop()
+
+
+def service_account_kubeconfig(
+    control_plane: ControlPlane, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (TokenRequest API): RBAC applies."""
+    token = control_plane.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    cfg = json.loads(control_plane.kubeconfig_path.read_text())
+    cfg["users"] = [{"name": cfg["users"][0]["name"], "user": {"token": token}}]
+    path.write_text(json.dumps(cfg))
+    return path
 
 
 class Cluster:

@@ -21,7 +21,13 @@ from jobqueue.db import tenants as tenant_rows
 from jobqueue.models import TenantId
 from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
-from tests.operator.harness import ROOT, Cluster, eventually, operator_running
+from tests.operator.harness import (
+    ROOT,
+    Cluster,
+    eventually,
+    operator_running,
+    service_account_kubeconfig,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,18 +139,6 @@ async def chart_db(pg_server: PgServer, template_db: str) -> AsyncIterator[str]:
     name = await create_database(pg_server, template_db)
     yield pg_server.dsn_for(name)
     await drop_database(pg_server, name)
-
-
-def service_account_kubeconfig(
-    control_plane: ControlPlane, namespace: str, account: str, path: Path
-) -> Path:
-    token = control_plane.kubectl(
-        "create", "token", account, "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    config = json.loads(control_plane.kubeconfig_path.read_text())
-    config["users"] = [{"name": config["users"][0]["name"], "user": {"token": token}}]
-    path.write_text(json.dumps(config))
-    return path
 
 
 async def test_the_operator_works_with_only_the_charts_rbac(

@@ -8,8 +8,13 @@ ownership, status) and how it reacts to drift and to its database.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +28,14 @@ from jobqueue.models import NewJob, WorkerId
 from tests import factories
 from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
-from tests.operator.harness import ROOT, Cluster, Running, eventually, operator_running
+from tests.operator.harness import (
+    ROOT,
+    Cluster,
+    Running,
+    eventually,
+    operator_running,
+    service_account_kubeconfig,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -239,6 +251,43 @@ async def test_the_reaper_role_allows_its_lease_and_nothing_else(
     assert not can("update", "leases/someone-else")
     assert not can("list", "leases")
     assert not can("get", "secrets")
+
+
+async def test_the_reaper_leads_with_only_the_rbac_the_operator_gave_it(
+    running: Running, cluster: Cluster, control_plane: ControlPlane, ns: str, tmp_path: Path
+) -> None:
+    """The real `jobqueue reaper`, as its ServiceAccount, takes and releases its Lease."""
+    name = unique()
+    cluster.create(jobqueue(name, ns))
+    await until_ready(cluster, name, ns)
+    lease = f"{name}-reaper"
+    kubeconfig = service_account_kubeconfig(control_plane, ns, lease, tmp_path / "kubeconfig")
+    log = (tmp_path / "reaper.log").open("w")
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("jobqueue")), "reaper",
+        "--leader-election", "kubernetes", "--kubeconfig", str(kubeconfig),
+        "--lease-name", lease, "--lease-namespace", ns,
+        "--lease-seconds", "5", "--interval-seconds", "0.2",
+        env={**os.environ, "DATABASE_URL": running.dsn},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+
+        def holder() -> str | None:
+            spec = cluster.coord.read_namespaced_lease(lease, ns).spec
+            return spec.holder_identity if spec is not None else None
+
+        await eventually(holder, timeout=30, what="the reaper holds its Lease")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
+        assert not holder()  # a clean stop hands the Lease back
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()
+    assert "Forbidden" not in (tmp_path / "reaper.log").read_text()
 
 
 async def test_editing_a_jobqueue_rolls_its_deployments(
