@@ -19,6 +19,7 @@ from structlog.typing import FilteringBoundLogger
 
 from jobqueue import errors
 from jobqueue.observability import logging as obslog
+from jobqueue.observability import metrics
 
 
 def _log() -> FilteringBoundLogger:
@@ -125,6 +126,8 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.JobQueueError)
     err = from_domain(exc)
+    if isinstance(exc, errors.DatabaseUnavailable):
+        metrics.DB_ERRORS.labels("api").inc()
     if err.status >= 500:
         _log().warning(
             "request failed", path=request.url.path, error=type(exc).__name__, reason=str(exc)
@@ -133,6 +136,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _timeout(request: Request, exc: Exception) -> JSONResponse:
+    metrics.DB_ERRORS.labels("api").inc()
     _log().warning("database call timed out", path=request.url.path)
     return response(unavailable())
 

@@ -17,6 +17,7 @@ OpenTelemetry's own global does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -186,10 +187,16 @@ def now_ns() -> int:
 
 
 def inject() -> dict[str, str]:
-    """The current span's context as a W3C carrier; {} when nothing records."""
+    """The current span's context as a W3C carrier; {} when tracing is off or
+    no span is active.
+
+    A span that the sampler dropped still has a valid context: it is
+    injected too (flags 00), so the worker honours the API's sampling
+    decision instead of sampling the job's other spans on its own.
+    """
     if _state.tracer is None:
         return {}
-    if not trace.get_current_span().is_recording():
+    if not trace.get_current_span().get_span_context().is_valid:
         return {}
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
@@ -198,7 +205,23 @@ def inject() -> dict[str, str]:
 
 def extract(carrier: Mapping[str, str] | None) -> Context:
     """A context whose parent is the carrier's span (empty: a new root)."""
-    return _PROPAGATOR.extract(dict(carrier or {}))
+    if not carrier:
+        return _EMPTY
+    return _extract(carrier.get("traceparent", ""), carrier.get("tracestate", ""))
+
+
+_EMPTY = Context()
+
+
+@functools.lru_cache(maxsize=4096)
+def _extract(traceparent: str, tracestate: str) -> Context:
+    # Cached: a worker extracts each job's carrier three times (lease,
+    # execute, ack), and parsing was a sixth of a span's cost. Contexts are
+    # immutable, so sharing one is safe.
+    carrier = {"traceparent": traceparent}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return _PROPAGATOR.extract(carrier)
 
 
 def current_ids() -> tuple[str, str] | None:

@@ -83,3 +83,25 @@ def test_a_missing_or_garbled_carrier_starts_a_new_trace(exporter: InMemorySpanE
         assert s.parent is None  # type: ignore[attr-defined]
     assert tracing.ids_of({"traceparent": "garbage"}) is None
     assert tracing.ids_of(None) is None
+
+
+def test_a_sampled_out_submit_propagates_its_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK reads the standard sampler variables when the provider is built.
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    exp = InMemorySpanExporter()
+    tracing.setup("unit", exporter=exp)
+    try:
+        with tracing.span("submit_job") as s:
+            assert not s.is_recording()
+            carrier = tracing.inject()
+        flags = int(carrier["traceparent"].rsplit("-", 1)[1], 16)
+        assert flags & 1 == 0  # a valid context whose sampled bit is clear
+        # The SDK's default: sample every new trace, follow a parent's decision.
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        tracing.setup("worker", exporter=exp)
+        with tracing.span("execute_job", parent=carrier) as s:
+            assert not s.is_recording()
+        tracing.record("ack_job", parent=carrier, start_time=tracing.now_ns())
+        assert exp.get_finished_spans() == ()
+    finally:
+        tracing.shutdown()
