@@ -85,6 +85,7 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
             settings=settings,
             secret=secret,
             admin_token=admin_token,
+            verify=auth.Verifier(secret, admin_token),
             pool=pool,
             tenants=TenantCache(settings.tenant_cache_seconds),
             backlog=BacklogGate(max_age_seconds=3 * settings.depth_refresh_seconds),

@@ -38,7 +38,7 @@ def authenticate(rt: Runtime, credential: str | None) -> auth.Principal:
     if credential is None:
         raise api_errors.unauthorized("missing bearer token")
     try:
-        return auth.authenticate(credential, secret=rt.secret, admin_token=rt.admin_token)
+        return rt.verify(credential)
     except auth.InvalidToken as exc:
         raise api_errors.unauthorized(str(exc)) from None
 
@@ -69,5 +69,10 @@ async def _access(
     return await admit(rt, principal)
 
 
+async def _runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a sync dependency in a worker thread.
+    return runtime(request)
+
+
 AccessDep = Annotated[Access, Depends(_access)]
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from jobqueue import db
+from jobqueue.api.auth import Verifier
 from jobqueue.api.hub import Hub
 from jobqueue.api.quotas import BacklogGate, TenantCache
 from jobqueue.settings import ApiSettings
@@ -18,6 +19,7 @@ class Runtime:
     settings: ApiSettings
     secret: str
     admin_token: str | None
+    verify: Verifier
     pool: db.Pool
     tenants: TenantCache
     backlog: BacklogGate

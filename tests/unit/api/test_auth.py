@@ -68,3 +68,20 @@ def test_a_short_signing_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         auth.check_secret("short")
     auth.check_secret(SECRET)
+
+
+def test_the_verifier_remembers_good_tokens_until_they_expire() -> None:
+    now = [time.time()]
+    verify = auth.Verifier(SECRET, ADMIN, max_entries=2, clock=lambda: now[0])
+    token = auth.issue(SECRET, TenantId("acme"), 60).token
+    assert verify(token).tenant_id == "acme"
+    assert verify(token).tenant_id == "acme"  # from memory
+    with pytest.raises(auth.InvalidToken):
+        verify(auth.issue("f" * 32, TenantId("acme"), 60).token)
+    assert verify(ADMIN).admin
+    now[0] += 60 + auth.LEEWAY_SECONDS + 1
+    with pytest.raises(auth.InvalidToken, match="expired"):
+        verify(token)
+    old = auth.issue(SECRET, TenantId("acme"), 60, now=time.time() - 3600).token
+    with pytest.raises(auth.InvalidToken, match="expired"):
+        verify(old)  # never remembered
