@@ -198,6 +198,21 @@ async def latency_section(server_dsn: str, n: int, every: float = 0.01) -> list[
     return [Row("latency", what, f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms")]
 
 
+async def http_section(server_dsn: str, quick: bool) -> list[Row]:
+    from bench_api import run_http_bench  # hack/bench_api.py, next to this file
+
+    r = await run_http_bench(server_dsn, clients=32, seconds=3 if quick else 10,
+                             batches=5 if quick else 20)
+    return [
+        Row("http", f"single submit, {r.clients} clients, 1 API process",
+            f"{r.single_submits_per_second:,.0f} jobs/s, p50 {r.single_p50_ms:.1f} ms,"
+            f" p99 {r.single_p99_ms:.1f} ms"),
+        Row("http", f"batch submit, {r.batch_size} jobs/request, 1 client",
+            f"{r.batch_jobs_per_second:,.0f} jobs/s, p50 {r.batch_p50_ms:.1f} ms,"
+            f" p99 {r.batch_p99_ms:.1f} ms"),
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     w1 = max(len(r.section) for r in rows)
     w2 = max(len(r.what) for r in rows)
@@ -213,6 +228,7 @@ async def main(args: argparse.Namespace) -> None:
         for workers in (1, 2):
             rows += await drain_section(server_dsn, n, workers, args.concurrency)
         rows += await latency_section(server_dsn, 200 if args.quick else 1000)
+        rows += await http_section(server_dsn, args.quick)
     mode = "durable" if args.durable else "fsync off"
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded PostgreSQL, {mode}"
     print(f"\njobqueue end-to-end benchmark ({where}, {os.cpu_count()} CPUs)")

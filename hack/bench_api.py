@@ -70,6 +70,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def _drop(server_dsn: str, dsn: str) -> None:
+    admin = await db.connect(server_dsn)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {dsn.rsplit('/', 1)[1]} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 async def _prepare(server_dsn: str) -> tuple[str, str]:
     """A fresh migrated database and the bench tenant's API key."""
     name = f"bench_api_{uuid.uuid4().hex[:8]}"
@@ -239,6 +247,7 @@ async def run_http_bench(
             batch_elapsed = time.perf_counter() - t0
             cpu_batch = (_cpu_seconds(pid) - cpu0) / batch_elapsed * 100
     os.unlink(log)
+    await _drop(server_dsn, dsn)
     return HttpBenchResult(
         clients=clients,
         single_submits_per_second=n / elapsed,
