@@ -129,3 +129,27 @@ async def test_submit_job_span_joins_the_callers_trace_and_travels_in_the_job_ro
     spans = [json.loads(line) for line in server.log().splitlines() if '"submit_job"' in line]
     assert [s["context"]["trace_id"] for s in spans] == [f"0x{caller_trace}"]
     assert [s["context"]["span_id"] for s in spans] == [f"0x{span_id}"]
+
+
+async def test_a_bug_is_a_json_500_logged_once_without_secrets(dsn: str, logs: Path) -> None:
+    pool = await db.create_pool(dsn)
+    try:
+        t = await support.tenant_with_key(pool)
+        # A schema the code does not expect: the query fails in a way no
+        # domain error covers.
+        await pool.execute("ALTER TABLE api_keys RENAME TO api_keys_elsewhere")
+    finally:
+        await pool.close()
+    async with (
+        support.running_api(dsn, logs) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        r = await client.post("/auth/token", json={"tenant_id": t.id, "api_key": t.key})
+        assert r.status_code == 500
+        assert r.json() == {"error": "internal", "detail": "internal error"}
+        assert "Traceback" not in r.text
+        assert (await client.get("/healthz")).status_code == 200
+    log = server.log()
+    assert log.count('"unhandled error"') == 1
+    assert "UndefinedTableError" in log
+    assert t.key not in log and "locals" not in log

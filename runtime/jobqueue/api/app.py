@@ -123,11 +123,11 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
     app.include_router(job_routes.router)
     app.include_router(ops_routes.router)
     app.include_router(ws.router)
-    # Added last runs first: metrics see every answer, including 413s.
+    # Added last runs first: Observe sees every answer, including 413s.
     single = 8 * settings.max_payload_bytes + middleware.SMALL_BODY_BYTES
     app.add_middleware(
         middleware.BodyLimit,
         limits={"/v1/jobs": single, "/v1/jobs/batch": settings.max_batch_bytes},
     )
-    app.add_middleware(middleware.Metrics)
+    app.add_middleware(middleware.Observe)
     return app

@@ -13,7 +13,6 @@ import contextlib
 
 from structlog.typing import FilteringBoundLogger
 
-from jobqueue import errors
 from jobqueue.api.hub import Hub
 from jobqueue.db import notify
 from jobqueue.observability import logging as obslog
@@ -45,9 +44,9 @@ async def keep_listening(
             handle = await notify.listen(
                 dsn, CHANNEL, hub.publish, application_name="jobqueue-api-listen"
             )
-        except errors.DatabaseUnavailable:
+        except Exception as exc:  # unavailable, refused credentials, ...: retry, never die
             if not down:
-                _log().warning("event listener cannot connect; retrying")
+                _log().warning("event listener cannot connect; retrying", error=type(exc).__name__)
             down = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_retry_seconds)
@@ -64,8 +63,8 @@ async def keep_listening(
                         await handle.wait_closed()
                 if not handle.closed:
                     await handle.ping(timeout=probe_seconds)
-        except errors.DatabaseUnavailable:
-            pass
+        except Exception as exc:  # the connection broke; open a new one
+            _log().debug("event listener probe failed", error=type(exc).__name__)
         finally:
             await handle.close()
         _log().warning("event listener lost its connection; reconnecting")

@@ -12,6 +12,7 @@ import time
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobqueue.api import errors
 from jobqueue.api.errors import body as error_body
 from jobqueue.observability import metrics
 
@@ -108,8 +109,12 @@ async def _nothing() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-class Metrics:
-    """api_requests_total and api_request_latency_seconds, by route template."""
+class Observe:
+    """api_requests_total and api_request_latency_seconds by route template,
+    and the last word on bugs: an unexpected exception becomes a JSON 500
+    (never a stack trace in the body) and one log line without frame locals.
+    Caught here, inside Starlette's error middleware, so uvicorn does not log
+    the exception a second time with its locals."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -121,14 +126,21 @@ class Metrics:
         start = time.perf_counter()
         status = 500
 
+        started = False
+
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
+        except Exception as exc:
+            errors.log_unexpected(scope["path"], exc)
+            status = 500
+            if not started:
+                await _send_json(send, 500, error_body("internal", "internal error"))
         finally:
             endpoint = self._endpoint(scope)
             method = scope["method"]

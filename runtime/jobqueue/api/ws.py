@@ -23,7 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from jobqueue import errors
 from jobqueue.api import deps
 from jobqueue.api.auth import Principal
-from jobqueue.api.errors import ApiError
+from jobqueue.api.errors import ApiError, log_unexpected
 from jobqueue.api.hub import Subscription
 from jobqueue.api.state import Runtime
 
@@ -31,6 +31,7 @@ router = APIRouter()
 
 
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 FIRST_MESSAGE_SECONDS = 5.0
 
@@ -121,5 +122,8 @@ async def watch(websocket: WebSocket) -> None:
             await _close(websocket, POLICY_VIOLATION, "token expired")
     except WebSocketDisconnect:
         pass
+    except Exception as exc:
+        log_unexpected(websocket.url.path, exc)
+        await _close(websocket, INTERNAL_ERROR, "internal error")
     finally:
         rt.hub.unsubscribe(sub)
