@@ -179,7 +179,9 @@ async def test_list_filters_pages_in_a_stable_order_with_a_total(
     assert none == {"jobs": [], "total": 0, "page": 1, "page_size": 50}
     past_end = (await client_a.get("/v1/jobs", params={"queue": q, "page": 9})).json()
     assert past_end["jobs"] == [] and past_end["total"] == 7
-    for params in ({"status": "lost"}, {"page": 0}, {"page_size": 1001}):
+    no_filter = await client_a.get("/v1/jobs", params={"status": "", "queue": "", "type": ""})
+    assert no_filter.json()["total"] == 8
+    for params in ({"status": "lost"}, {"page": 0}, {"page_size": 1001}, {"queue": "a b"}):
         assert (await client_a.get("/v1/jobs", params=params)).status_code == 422
 
 

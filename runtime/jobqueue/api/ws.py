@@ -19,6 +19,7 @@ import json
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
 from jobqueue import errors
 from jobqueue.api import deps
@@ -103,7 +104,7 @@ async def watch(websocket: WebSocket) -> None:
         return
     sub = rt.hub.subscribe(principal.tenant_id)
     try:
-        if websocket.client_state.name == "CONNECTING":
+        if websocket.client_state is WebSocketState.CONNECTING:
             await websocket.accept()
         await websocket.send_text(json.dumps({"type": "ready"}))
         ttl = None if principal.expires_at is None else principal.expires_at - time.time()

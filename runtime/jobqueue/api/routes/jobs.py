@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
@@ -55,6 +55,10 @@ _REPLAYED = {
         "schema": {"type": "string", "enum": ["true"]},
     }
 }
+
+
+def _or_empty(pattern: str) -> str:
+    return f"^$|{pattern}"
 
 
 def _tenant(access: Access) -> Tenant:
@@ -223,9 +227,10 @@ async def get_job(job_id: uuid.UUID, access: AccessDep, rt: RuntimeDep) -> JobOu
 async def list_jobs(
     access: AccessDep,
     rt: RuntimeDep,
-    status: JobStatus | None = None,
-    queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
-    type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
+    # An empty value (`?status=&queue=`) means no filter, as if absent.
+    status: Annotated[JobStatus | Literal[""] | None, Query()] = None,
+    queue: Annotated[str | None, Query(pattern=_or_empty(QUEUE_PATTERN))] = None,
+    type: Annotated[str | None, Query(pattern=_or_empty(TYPE_PATTERN))] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JobPage:
@@ -233,9 +238,9 @@ async def list_jobs(
         found = await jobs.list_jobs(
             rt.pool,
             tenant_id=access.scope,
-            status=status,
-            queue=queue,
-            type=type,
+            status=status or None,
+            queue=queue or None,
+            type=type or None,
             page=page,
             page_size=page_size,
         )
