@@ -1,28 +1,60 @@
-"""The admin CLI around the worker, as real processes on real Postgres:
-`jobqueue tenant`, `jobqueue submit`, `jobqueue jobs`; bad input gets one
-clear line and a non-zero exit, and changes nothing."""
+"""The admin CLI around the worker on real Postgres: `jobqueue tenant`,
+`jobqueue submit`, `jobqueue jobs`; bad input gets one clear line and a
+non-zero exit, and changes nothing.
+
+Commands run in this process through `cli.main` (the console script's
+entry point), in a thread of their own since each calls asyncio.run; a
+process per command would cost seconds each on a busy machine. The worker's
+start-up check runs as a real process.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from unittest import mock
 
 from jobqueue import apikeys, db
+from jobqueue import cli as jobqueue_cli
 from jobqueue.db import jobs, tenants
 from jobqueue.models import JobId, JobStatus, TenantId, TenantQuotas
 from tests.chaos.procs import REPO
 
 
-def cli(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": dsn}
-    env.pop("JOBQUEUE_TENANT", None)
-    return subprocess.run(
-        [sys.executable, "-m", "jobqueue.cli", *args], capture_output=True, text=True,
-        env=env, cwd=REPO, timeout=60, input=stdin,
-    )
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(dsn: str, *args: str, stdin: str | None = None) -> Result:
+    out, err = io.StringIO(), io.StringIO()
+
+    def call() -> int:
+        try:
+            return jobqueue_cli.main(list(args))
+        except SystemExit as exc:  # argparse usage errors
+            return int(exc.code or 0)
+
+    env = {k: v for k, v in os.environ.items() if k != "JOBQUEUE_TENANT"}
+    env["DATABASE_URL"] = dsn
+    with (
+        mock.patch.dict(os.environ, env, clear=True),
+        mock.patch.object(sys, "stdin", io.StringIO(stdin or "")),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        ThreadPoolExecutor(1) as thread,
+    ):
+        code = thread.submit(call).result(timeout=60)
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 async def test_tenant_create_prints_a_working_key_once(dsn: str, pool: db.Pool) -> None:
@@ -93,7 +125,12 @@ async def test_submit_is_idempotent_and_jobs_commands_steer_jobs(
 
 
 def test_worker_refuses_to_start_with_a_bad_handler_module(dsn: str) -> None:
-    out = cli(dsn, "worker", "--handlers", "no_such_module_for_jobqueue")
+    out = subprocess.run(
+        [sys.executable, "-m", "jobqueue.cli", "worker", "--handlers",
+         "no_such_module_for_jobqueue"],
+        capture_output=True, text=True, env={**os.environ, "DATABASE_URL": dsn}, cwd=REPO,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith(
         "jobqueue: cannot import handler module 'no_such_module_for_jobqueue'")
