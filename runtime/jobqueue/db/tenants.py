@@ -17,34 +17,20 @@ class Credentials:
     key_hashes: list[str]
 
 
+def _quota_args(q: TenantQuotas) -> tuple[object, ...]:
+    """In the column order of the upsert and create queries."""
+    return (q.enabled, q.max_concurrent, q.rate_per_minute, q.rate_burst, q.weight, q.max_queued)
+
+
 @translate
 async def upsert(conn: Executor, *, tenant_id: TenantId, quotas: TenantQuotas) -> Tenant:
     """Create or overwrite; the operator's reconcile uses this."""
-    r = await conn.fetchrow(
-        Q["upsert"],
-        tenant_id,
-        quotas.enabled,
-        quotas.max_concurrent,
-        quotas.rate_per_minute,
-        quotas.rate_burst,
-        quotas.weight,
-        quotas.max_queued,
-    )
-    return rows.tenant(r)
+    return rows.tenant(await conn.fetchrow(Q["upsert"], tenant_id, *_quota_args(quotas)))
 
 
 @translate
 async def create(conn: Executor, *, tenant_id: TenantId, quotas: TenantQuotas) -> Tenant:
-    r = await conn.fetchrow(
-        Q["create"],
-        tenant_id,
-        quotas.enabled,
-        quotas.max_concurrent,
-        quotas.rate_per_minute,
-        quotas.rate_burst,
-        quotas.weight,
-        quotas.max_queued,
-    )
+    r = await conn.fetchrow(Q["create"], tenant_id, *_quota_args(quotas))
     if r is None:
         raise errors.InvalidInput(f"tenant {tenant_id} already exists")
     return rows.tenant(r)
