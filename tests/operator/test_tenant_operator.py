@@ -6,6 +6,7 @@ TCP proxy that the outage test cuts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -131,9 +132,15 @@ async def test_changing_a_quota_updates_the_row_and_keeps_the_key(
         return row.max_concurrent == 50 and row.weight == 9
 
     await eventually(updated, what="row updated")
+    cluster.patch("Tenant", name, {"spec": {"enabled": False}})
+
+    async def disabled() -> bool:
+        return not (await tenant_rows.get(pool, tenant_id=TenantId(name))).enabled
+
+    await eventually(disabled, what="row disabled")
     await eventually(
-        lambda: cluster.get("Tenant", name)["status"]["observedGeneration"] == 2,
-        what="observedGeneration 2",
+        lambda: cluster.get("Tenant", name)["status"]["observedGeneration"] == 3,
+        what="observedGeneration 3",
     )
     again = await tenant_rows.credentials(pool, tenant_id=TenantId(name))
     assert again.key_hashes == first.key_hashes  # no new key on a quota change
@@ -237,6 +244,25 @@ async def test_database_outage_reports_not_ready_and_recovers(
         running.proxy.restore()
     await ready(cluster, name, timeout=30)
     assert (await tenant_rows.get(pool, tenant_id=TenantId(name))).weight == 4
+
+
+async def test_deletion_waits_for_the_database_then_disables(
+    running: Running, cluster: Cluster, pool: db.Pool
+) -> None:
+    name = unique()
+    cluster.create(tenant(name))
+    await ready(cluster, name)
+    running.proxy.cut()
+    try:
+        cluster.delete("Tenant", name)
+        await asyncio.sleep(2.0)  # two retries' worth: the finalizer holds
+        held = cluster.get("Tenant", name)
+        assert held["metadata"]["deletionTimestamp"]
+        assert (await tenant_rows.get(pool, tenant_id=TenantId(name))).enabled is True
+    finally:
+        running.proxy.restore()
+    await eventually(lambda: not cluster.exists("Tenant", name), timeout=30, what="Tenant gone")
+    assert (await tenant_rows.get(pool, tenant_id=TenantId(name))).enabled is False
 
 
 def test_the_apiserver_rejects_invalid_tenants(running: Running, cluster: Cluster) -> None:
