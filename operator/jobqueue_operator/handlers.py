@@ -20,6 +20,7 @@ from jobqueue_operator import builders, kube, models, queue_reconciler, tenant_r
 from jobqueue_operator.context import Context
 from jobqueue_operator.databases import Databases
 from jobqueue_operator.kube import Kube, KubeError
+from jobqueue_operator.metrics_server import MetricsServer
 from jobqueue_operator.settings import FIELD_MANAGER, OperatorSettings
 from jobqueue_operator.tenant_reconciler import Outcome
 
@@ -54,16 +55,26 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # One replica (the chart's Deployment uses Recreate): no peering CRDs needed.
     settings.peering.standalone = True
     settings.posting.level = logging.WARNING
-    memo.ctx = Context(
+    ctx = Context(
         settings=op,
         kube=Kube.connect(timeout=op.kube_timeout_seconds),
         databases=Databases(timeout=op.db_timeout_seconds, pool_max=op.db_pool_max),
         dsn=dsn,
     )
+    memo.ctx = ctx
+    if op.metrics_port is not None:
+        server = MetricsServer(
+            ctx, port=op.metrics_port, certfile=op.metrics_cert_file, keyfile=op.metrics_key_file
+        )
+        await server.start()
+        memo.metrics_server = server
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    server: MetricsServer | None = memo.get("metrics_server")
+    if server is not None:
+        await server.stop()
     ctx: Context | None = memo.get("ctx")
     if ctx is not None:
         await ctx.close()

@@ -81,7 +81,7 @@ async def apply_children(ctx: Context, owner: builders.Owner, spec: models.JobQu
     )
 
 
-async def _database_url(
+async def database_url(
     ctx: Context, namespace: str | None, spec: models.JobQueueSpec
 ) -> str | st.Problem:
     ref = spec.database_secret_ref
@@ -123,7 +123,7 @@ async def reconcile(
             applied = await apply_children(ctx, owner, parsed)
         except KubeError as exc:
             problem = st.Problem(st.APPLY_FAILED, str(exc))
-        url = await _database_url(ctx, namespace, parsed)
+        url = await database_url(ctx, namespace, parsed)
         if isinstance(url, st.Problem):
             problem = problem or url
         else:

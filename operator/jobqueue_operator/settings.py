@@ -35,3 +35,9 @@ class OperatorSettings(BaseSettings):
     # kopf's watch requests end after this so a silently dropped connection
     # is noticed; tests set it low.
     watch_server_timeout_seconds: int = Field(300, ge=1)
+    # external.metrics.k8s.io for the worker HPAs; off unless a port is set.
+    # The chart sets 6443 with a certificate the APIService trusts; without
+    # cert and key it serves plain HTTP (tests, local runs).
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_cert_file: str | None = None
+    metrics_key_file: str | None = None

@@ -208,6 +208,7 @@ class Running:
     proxy: TcpProxy
     namespace: str  # the operator's: API-key Secrets live here
     dsn: str  # the operator's database, direct (the operator goes through `proxy`)
+    metrics_url: str | None = None  # http://127.0.0.1:<port> of the external-metrics server
 
 
 @contextlib.contextmanager
@@ -218,6 +219,7 @@ def operator_running(
     *,
     namespace: str | None = None,
     kubeconfig: Path | None = None,
+    metrics_port: int | None = None,
 ) -> Iterator[Running]:
     """The operator on `dsn` (through a proxy), fast status ticks; cleans up after itself.
 
@@ -231,11 +233,13 @@ def operator_running(
         retry_seconds=1,
         db_timeout_seconds=3,
         watch_server_timeout_seconds=30,
+        metrics_port=metrics_port,
     )
     with kubeconfig_env(kubeconfig or control_plane.kubeconfig_path):
         op = OperatorThread(dsn=proxy.dsn_via(dsn), settings=settings).start()
         try:
-            yield Running(op, proxy, namespace, dsn)
+            metrics_url = f"http://127.0.0.1:{metrics_port}" if metrics_port else None
+            yield Running(op, proxy, namespace, dsn, metrics_url)
         finally:
             proxy.restore_if_cut()
             # Tenants carry our finalizer: delete them while the operator still runs.

@@ -8,10 +8,14 @@ ownership, status) and how it reacts to drift and to its database.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -65,7 +69,7 @@ async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[st
 
 @pytest.fixture(scope="module")
 def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    with operator_running(control_plane, cluster, op_database) as running:
+    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as running:
         yield running
 
 
@@ -455,6 +459,46 @@ async def test_status_shows_depth_running_jobs_and_oldest_age(
         return status if ok and status.get("oldestJobAgeSeconds", 0) >= 1 else None
 
     await eventually(counted, what="depth 3, running 1 in status")
+
+
+def external_metric(running: Running, path: str) -> tuple[int, dict[str, Any]]:
+    assert running.metrics_url is not None
+    url = f"{running.metrics_url}/apis/external.metrics.k8s.io/v1beta1{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_external_metrics_serve_the_depth_the_autoscaler_scales_on(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool
+) -> None:
+    name = unique()
+    cluster.create(jobqueue(name, ns, minReplicas=1, maxReplicas=4))
+    await until_ready(cluster, name, ns)
+    owner = await factories.tenant(pool)
+    for n in range(5):
+        job = NewJob(type="echo", data={"n": n}, queue=name)
+        await jobs.submit(pool, tenant_id=owner.id, job=job)
+    await leases.lease(pool, queue=name, worker_id=WorkerId("w1"), limit=2, lease_seconds=60)
+
+    code, discovery = await asyncio.to_thread(external_metric, running, "")
+    assert code == 200
+    assert [r["name"] for r in discovery["resources"]] == ["jobqueue_queue_depth"]
+    selector = urllib.parse.quote(f"queue={name}")
+    path = f"/namespaces/{ns}/jobqueue_queue_depth?labelSelector={selector}"
+    code, values = await asyncio.to_thread(external_metric, running, path)
+    assert code == 200, values
+    assert values["kind"] == "ExternalMetricValueList"
+    assert [(i["value"], i["metricLabels"]) for i in values["items"]] == [("5", {"queue": name})]
+    # Another namespace has no such queue: nothing, never someone else's numbers.
+    other = f"/namespaces/default/jobqueue_queue_depth?labelSelector={selector}"
+    assert (await asyncio.to_thread(external_metric, running, other))[1]["items"] == []
+    bad = f"/namespaces/{ns}/jobqueue_queue_depth?labelSelector=queue!%3Dx"
+    assert (await asyncio.to_thread(external_metric, running, bad))[0] == 400
+    unknown = f"/namespaces/{ns}/cpu?labelSelector={selector}"
+    assert (await asyncio.to_thread(external_metric, running, unknown))[0] == 404
 
 
 async def test_database_problems_show_in_conditions_and_clear_on_their_own(
