@@ -7,7 +7,11 @@ fails here instead of in someone's cluster.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import socket
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,10 +19,17 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from jobqueue import db
 from jobqueue.db import tenants as tenant_rows
+from jobqueue.embedded import free_port
 from jobqueue.models import TenantId
+from jobqueue_operator.context import Context
+from jobqueue_operator.databases import Databases
+from jobqueue_operator.kube import Kube
+from jobqueue_operator.metrics_server import MetricsServer
+from jobqueue_operator.settings import OperatorSettings
 from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
 from tests.operator.harness import (
@@ -200,3 +211,53 @@ async def test_the_operator_works_with_only_the_charts_rbac(
             assert (await tenant_rows.get(pool, tenant_id=TenantId("rbac-tenant"))).weight == 2
         finally:
             await pool.close()
+
+
+async def test_the_metrics_api_certificate_from_the_chart_is_served_and_verifies(
+    helm: Any, tmp_path: Path
+) -> None:
+    """What the aggregator does: TLS to <svc>.<ns>.svc, trusting the APIService's caBundle."""
+    docs = render(helm, "jq-system")
+    secret = next(d for d in docs if d["metadata"]["name"] == "rel-jobqueue-metrics-tls")
+    apiservice = next(d for d in docs if d["kind"] == "APIService")
+    assert apiservice["spec"]["caBundle"] == secret["data"]["ca.crt"]
+    assert apiservice["spec"]["service"] == {
+        "name": "rel-jobqueue-metrics",
+        "namespace": "jq-system",
+        "port": 443,
+    }
+    for key in ("ca.crt", "tls.crt", "tls.key"):
+        (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
+    ctx = Context(
+        settings=OperatorSettings(),
+        kube=Kube(client.ApiClient()),
+        databases=Databases(timeout=1, pool_max=1),
+        dsn=None,
+    )
+    port = free_port()
+    server = MetricsServer(
+        ctx, port=port, certfile=str(tmp_path / "tls.crt"), keyfile=str(tmp_path / "tls.key")
+    )
+    await server.start()
+    try:
+
+        def get(hostname: str) -> str:
+            tls = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                tls.wrap_socket(raw, server_hostname=hostname) as conn,
+            ):
+                conn.sendall(
+                    b"GET /apis/external.metrics.k8s.io/v1beta1 HTTP/1.1\r\n"
+                    b"Host: x\r\nConnection: close\r\n\r\n"
+                )
+                return b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+
+        answer = await asyncio.to_thread(get, "rel-jobqueue-metrics.jq-system.svc")
+        assert answer.startswith("HTTP/1.1 200")
+        assert "jobqueue_queue_depth" in answer
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.to_thread(get, "someone-else.jq-system.svc")
+    finally:
+        await server.stop()
+        ctx.kube.close()
