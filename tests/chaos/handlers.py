@@ -1,7 +1,7 @@
 """Handlers for tests that run real worker processes (--handlers tests.chaos.handlers).
 
 Every execution is recorded in the file named by JOBQUEUE_CHAOS_LOG, one
-line per phase: `start|end job_id attempt worker_id pid`. Lines are short
+line per phase: `start|end job_id attempt worker_id pid unix_time`. Lines are short
 and written with one O_APPEND write each, so lines from many processes
 never interleave, and a line written before a SIGKILL survives it.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def record(phase: str, ctx: JobContext) -> None:
     path = os.environ.get("JOBQUEUE_CHAOS_LOG")
     if not path:
         return
-    line = f"{phase} {ctx.job_id} {ctx.attempt} {ctx.worker_id} {os.getpid()}\n"
+    line = f"{phase} {ctx.job_id} {ctx.attempt} {ctx.worker_id} {os.getpid()} {time.time():.3f}\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -64,17 +65,18 @@ class Executions:
     def __init__(self, path: Path) -> None:
         self.starts: list[tuple[str, int, str, int]] = []
         self.ends: list[tuple[str, int, str, int]] = []
-        text = path.read_text() if path.exists() else ""
-        for line in text.splitlines():
-            phase, job, attempt, worker, pid = line.split()
+        self.lines = path.read_text().splitlines() if path.exists() else []
+        for line in self.lines:
+            phase, job, attempt, worker, pid, _at = line.split()
             row = (job, int(attempt), worker, int(pid))
             (self.starts if phase == "start" else self.ends).append(row)
+
+    def of(self, job_id: object) -> list[str]:
+        return [line for line in self.lines if f" {job_id} " in line]
 
 
 @handler("block-thread")
 def block_thread(ctx: JobContext, data: dict[str, Any]) -> None:
     """A sync handler stuck in a blocking call Python cannot interrupt."""
-    import time
-
     record("start", ctx)
     time.sleep(data.get("seconds", 60))

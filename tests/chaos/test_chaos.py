@@ -109,6 +109,12 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
     for p in procs:
         p.start()
     unexpected: list[str] = []
+    killed: set[Proc] = set()
+    # The schedule starts once every process is up (start-up takes seconds
+    # on a busy machine), so each disruption lasts as long as planned.
+    await until(lambda: all(worker_id(w) for w in workers), 60, "the workers to start")
+    await until(lambda: any(e.get("event") == "became leader" for e in reaper.events()), 30,
+                "the reaper to lead")
     began = time.monotonic()
 
     async def unfinished() -> int:
@@ -123,8 +129,6 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
             if p.popen is not None and not p.alive() and p not in killed:
                 unexpected.append(f"{p.name} exited {p.popen.returncode}:\n{p.text()[-3000:]}")
 
-    killed: set[Proc] = set()
-
     async def kill_and_restart(p: Proc, pause: float) -> None:
         killed.add(p)
         await asyncio.to_thread(p.kill)
@@ -135,7 +139,6 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
     try:
         # 1. Pause worker0 while it holds leases, for more than two lease periods.
         stopped = workers[0]
-        await until(lambda: worker_id(stopped), 30, "worker0 to start")
         stopped_id = worker_id(stopped)
 
         async def held_by_stopped() -> list[Job]:
@@ -143,30 +146,32 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
                                         page_size=1000)
             return [j for j in page.jobs if j.lease_owner == stopped_id]
 
-        await at(2)
+        await at(1)
         await until(held_by_stopped, 20, "worker0 to hold jobs")
         stopped.signal(signal.SIGSTOP)
+        stopped_at = time.time()
+        t = time.monotonic() - began  # the rest of the schedule counts from here
         # Statements it sent just before the stop still land; then it is frozen.
         await asyncio.sleep(0.5)
         frozen = {j.id: j.attempt for j in await held_by_stopped()}
         assert frozen, "worker0 held nothing when paused"
-        await at(3.5)
+        await at(t + 1.5)
         await kill_and_restart(workers[1], rng.uniform(0.2, 1.0))
-        await at(6)
+        await at(t + 4)
         await kill_and_restart(workers[2], rng.uniform(0.2, 1.0))
-        await at(2 + 2.5 * LEASE)
+        await at(t + 2.5 * LEASE)
         stopped.signal(signal.SIGCONT)
         # 2. Postgres goes down hard for two seconds, with work in flight.
-        await at(11)
+        await at(t + 2.5 * LEASE + 1.5)
         assert await unfinished() > 0, "the run finished before the restart"
         await asyncio.to_thread(server.stop, "immediate")
         await asyncio.sleep(2)
         await asyncio.to_thread(server.start)
         # 3. The reaper dies once; more workers die at random.
-        await at(14)
+        await at(t + 2.5 * LEASE + 5.5)
         await kill_and_restart(reaper, 0.5)
-        for second in (16, 19):
-            await at(second)
+        for second in (7.5, 10.5):
+            await at(t + 2.5 * LEASE + second)
             await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
         assert await unfinished() > 0, "the run finished before the last kill"
         # 4. Everything settles.
@@ -208,7 +213,9 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
     by_id = {j.id: j for j in final}
     for job_id, attempt in frozen.items():
         job = by_id[job_id]
-        assert job.attempt > attempt and job.result["worker"] != stopped_id
+        why = (f"{job_id} frozen at attempt {attempt} (SIGSTOP at {stopped_at:.3f}): "
+               f"{job.result} {job.errors} {execs.of(job_id)}")
+        assert job.attempt > attempt and job.result["worker"] != stopped_id, why
         assert str(job_id) in lost, f"worker0 never noticed it lost {job_id}"
     assert reruns >= len(frozen)
     print(f"\nchaos: {JOBS} jobs in {elapsed:.1f}s, {len(execs.starts)} executions, "
