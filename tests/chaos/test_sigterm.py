@@ -45,7 +45,7 @@ async def test_sigterm_finishes_short_jobs_and_releases_long_ones(
     code = await asyncio.to_thread(worker.wait, 20)
     took = time.monotonic() - began
     assert code == 0
-    assert 2.5 < took < 6, took  # waited out the grace period for the long ones, no more
+    assert 2.5 < took < 9, took  # waited out the 3 s grace for the long ones, not much more
     for jid in short:
         assert (await jobs.get(pool, job_id=jid)).status is JobStatus.SUCCEEDED
     for jid in long:
@@ -69,7 +69,7 @@ async def test_sigterm_exits_as_soon_as_running_jobs_finish(
     began = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(worker.wait, 20) == 0
-    assert time.monotonic() - began < 5  # not the whole 30 s grace
+    assert time.monotonic() - began < 10  # not the whole 30 s grace
     for jid in ids:
         assert (await jobs.get(pool, job_id=jid)).status is JobStatus.SUCCEEDED
 
@@ -87,6 +87,6 @@ async def test_a_stuck_sync_handler_does_not_keep_the_process_alive(
     began = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(worker.wait, 20) == 0
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 8  # the thread is abandoned after the 1 s grace
     after = await jobs.get(pool, job_id=job.job.id)
     assert after.status is JobStatus.QUEUED and after.attempt == 0

@@ -206,7 +206,7 @@ async def test_notify_wakes_an_idle_worker_long_before_the_poll(
         began = time.monotonic()
         [jid] = await submit(pool, t.id, 1, queue=q)
         await settled(pool, [jid], timeout=5)
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < 3.0
 
 
 async def test_poll_only_mode_runs_jobs_without_listen(dsn: str, pool: db.Pool) -> None:
@@ -251,7 +251,7 @@ async def test_graceful_stop_finishes_short_jobs_and_releases_long_ones(
     began = time.monotonic()
     worker.request_stop()
     assert await asyncio.wait_for(task, 15) == 0
-    assert time.monotonic() - began < 4
+    assert time.monotonic() - began < 6  # 1.5 s grace, not the 60 s jobs
     for jid in short:
         assert (await jobs.get(pool, job_id=jid)).status is JobStatus.SUCCEEDED
     for jid in long:
