@@ -12,7 +12,6 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from jobqueue.models import TenantQuotas
 from jobqueue_operator import models
 from jobqueue_operator.settings import FIELD_MANAGER
 
@@ -60,7 +59,7 @@ def labels(instance: str, component: str) -> dict[str, str]:
     return {**selector(instance, component), "app.kubernetes.io/managed-by": FIELD_MANAGER}
 
 
-def _meta(owner: Owner, name: str, component: str, namespace: str | None = None) -> Manifest:
+def meta(owner: Owner, name: str, component: str, namespace: str | None = None) -> Manifest:
     return {
         "name": name,
         "namespace": namespace or owner.namespace,
@@ -141,7 +140,7 @@ def _deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(owner, name, component),
+        "metadata": meta(owner, name, component),
         "spec": deployment_spec,
     }
 
@@ -209,7 +208,7 @@ def reaper_service_account(owner: Owner) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(owner, reaper_name(owner), REAPER),
+        "metadata": meta(owner, reaper_name(owner), REAPER),
     }
 
 
@@ -222,7 +221,7 @@ def reaper_lease(owner: Owner) -> Manifest:
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
-        "metadata": _meta(owner, reaper_name(owner), REAPER),
+        "metadata": meta(owner, reaper_name(owner), REAPER),
     }
 
 
@@ -231,7 +230,7 @@ def reaper_role(owner: Owner) -> Manifest:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _meta(owner, reaper_name(owner), REAPER),
+        "metadata": meta(owner, reaper_name(owner), REAPER),
         "rules": [
             {
                 "apiGroups": ["coordination.k8s.io"],
@@ -247,7 +246,7 @@ def reaper_role_binding(owner: Owner) -> Manifest:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _meta(owner, reaper_name(owner), REAPER),
+        "metadata": meta(owner, reaper_name(owner), REAPER),
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",
@@ -264,7 +263,7 @@ def worker_autoscaler(owner: Owner, spec: models.JobQueueSpec) -> Manifest:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(owner, worker_name(owner), WORKER),
+        "metadata": meta(owner, worker_name(owner), WORKER),
         "spec": {
             "scaleTargetRef": {
                 "apiVersion": "apps/v1",
@@ -343,42 +342,6 @@ def worker_replicas(
         current = live.get("spec", {}).get("replicas")
         return int(current) if current is not None else spec.min_replicas
     return None
-
-
-# ---- Tenant -------------------------------------------------------------------------------
-
-
-def tenant_quotas(spec: models.TenantSpec) -> TenantQuotas:
-    """The tenants-table row for a Tenant spec."""
-    return TenantQuotas(
-        enabled=spec.enabled,
-        max_concurrent=spec.quotas.max_concurrent_jobs,
-        rate_per_minute=spec.quotas.rate_limit.requests_per_minute,
-        rate_burst=spec.quotas.rate_limit.burst,
-        weight=spec.weight,
-        max_queued=spec.quotas.max_queued_jobs,
-    )
-
-
-def api_key_secret_name(tenant: str) -> str:
-    return f"jobqueue-tenant-{tenant}"
-
-
-def api_key_secret(owner: Owner, *, namespace: str, key_name: str, api_key: str) -> Manifest:
-    """The generated key of a Tenant that names no Secret of its own.
-
-    The owner is cluster-scoped, which a namespaced child may reference.
-    """
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": _meta(owner, api_key_secret_name(owner.name), "api-key", namespace),
-        "data": {
-            key_name: base64.b64encode(api_key.encode()).decode(),
-            "tenant": base64.b64encode(owner.name.encode()).decode(),
-        },
-    }
 
 
 def secret_value(secret: Manifest, key: str) -> str | None:

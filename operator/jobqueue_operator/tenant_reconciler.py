@@ -18,7 +18,7 @@ from jobqueue import apikeys, errors
 from jobqueue.db import Pool, stats
 from jobqueue.db import tenants as tenant_rows
 from jobqueue.models import TenantId, TenantQuotas
-from jobqueue_operator import builders, models
+from jobqueue_operator import builders, models, tenant_builders
 from jobqueue_operator import status as st
 from jobqueue_operator.context import Context, database_problem
 from jobqueue_operator.kube import Conflict, KubeError
@@ -80,7 +80,7 @@ async def reconcile(
     if dsn is None:
         return outcome(st.Problem(st.DATABASE_UNAVAILABLE, "no database: set DATABASE_URL"))
     tenant_id = TenantId(name)
-    quotas = builders.tenant_quotas(parsed)
+    quotas = tenant_builders.tenant_quotas(parsed)
     try:
         await ctx.databases.run(dsn, lambda pool: _write_row(pool, tenant_id, quotas))
     except Exception as exc:
@@ -155,12 +155,12 @@ async def _api_key(
     """(where the key lives, the key): the named Secret's, or one we generate once."""
     namespace = ctx.settings.namespace
     ref = spec.api_key_secret_ref
-    name = ref.name if ref else builders.api_key_secret_name(owner.name)
+    name = ref.name if ref else tenant_builders.api_key_secret_name(owner.name)
     key = ref.key if ref else models.ApiKeySecretRef.model_fields["key"].default
     where = {"namespace": namespace, "name": name, "key": key}
     secret = await ctx.kube.get("v1", "Secret", name, namespace)
     if secret is None and ref is None:
-        manifest = builders.api_key_secret(
+        manifest = tenant_builders.api_key_secret(
             owner, namespace=namespace, key_name=key, api_key=apikeys.generate()
         )
         try:
@@ -197,7 +197,7 @@ async def finalize(ctx: Context, *, name: str, uid: str) -> None:
 
     await ctx.databases.run(ctx.dsn, disable)
     namespace = ctx.settings.namespace
-    secret_name = builders.api_key_secret_name(name)
+    secret_name = tenant_builders.api_key_secret_name(name)
     secret = await ctx.kube.get("v1", "Secret", secret_name, namespace)
     owners = (secret or {}).get("metadata", {}).get("ownerReferences") or []
     if any(o.get("uid") == uid for o in owners):

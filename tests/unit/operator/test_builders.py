@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from jobqueue.models import TenantQuotas
-from jobqueue_operator import builders, models
+from jobqueue_operator import builders, models, tenant_builders
 
 OWNER = builders.Owner(kind="JobQueue", name="emails", uid="u-1", namespace="team-a")
 
@@ -175,15 +175,17 @@ def test_tenant_quotas_map_spec_to_the_row() -> None:
             },
         }
     )
-    assert builders.tenant_quotas(t) == TenantQuotas(
+    assert tenant_builders.tenant_quotas(t) == TenantQuotas(
         enabled=False, max_concurrent=3, rate_per_minute=60, rate_burst=6, weight=5, max_queued=30
     )
-    assert builders.tenant_quotas(models.TenantSpec()) == TenantQuotas()
+    assert tenant_builders.tenant_quotas(models.TenantSpec()) == TenantQuotas()
 
 
 def test_api_key_secret_round_trips_its_key() -> None:
     tenant = builders.Owner(kind="Tenant", name="acme", uid="u-2")
-    secret = builders.api_key_secret(tenant, namespace="ops", key_name="api-key", api_key="jq_x")
+    secret = tenant_builders.api_key_secret(
+        tenant, namespace="ops", key_name="api-key", api_key="jq_x"
+    )
     assert secret["metadata"]["name"] == "jobqueue-tenant-acme"
     assert secret["metadata"]["namespace"] == "ops"
     assert base64.b64decode(secret["data"]["api-key"]) == b"jq_x"
