@@ -36,12 +36,39 @@ def read_lease(cp: ControlPlane, name: str) -> dict[str, Any]:
     return spec
 
 
+def restricted_kubeconfig(cp: ControlPlane, name: str, tmp_path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount with exactly the RBAC the operator gives
+    its reaper (get/update/patch of one pre-created Lease), so the test proves
+    the elector needs nothing more."""
+    sa = f"{name}-sa"
+    cp.kubectl("create", "serviceaccount", sa, "-n", NAMESPACE)
+    cp.kubectl("create", "role", sa, "-n", NAMESPACE, "--verb=get,update,patch",
+               "--resource=leases.coordination.k8s.io", f"--resource-name={name}")
+    cp.kubectl("create", "rolebinding", sa, "-n", NAMESPACE, f"--role={sa}",
+               f"--serviceaccount={NAMESPACE}:{sa}")
+    # As the operator does: the Lease exists, without a spec, before any reaper runs.
+    cp.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": NAMESPACE}}))
+    token = cp.kubectl("create", "token", sa, "-n", NAMESPACE).stdout.strip()
+    config = json.loads(cp.kubeconfig_path.read_text())
+    config["users"][0]["user"] = {"token": token}
+    path = tmp_path / "reaper-kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
 async def test_one_of_three_leads_and_a_clean_stop_hands_over(
-    control_plane: ControlPlane,
+    control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     name = f"reaper-{uuid.uuid4().hex[:8]}"
-    config = kube.from_kubeconfig(control_plane.kubeconfig_path)
+    path = await asyncio.to_thread(restricted_kubeconfig, control_plane, name, tmp_path)
+    config = kube.from_kubeconfig(path)
     client = kube.LeaseClient(config)
+    # The restriction is real: this identity may not create Leases.
+    with pytest.raises(kube.KubeRefused, match="403"):
+        await client.create(NAMESPACE, {"apiVersion": "coordination.k8s.io/v1",
+                                        "kind": "Lease", "metadata": {"name": "other"}})
     ships = [
         Leadership(KubernetesElector(client, namespace=NAMESPACE, name=name, identity=f"c{i}",
                                      lease_seconds=LEASE), log=obslog.get_logger("test"))
@@ -56,7 +83,8 @@ async def test_one_of_three_leads_and_a_clean_stop_hands_over(
         first = next(i for i, s in enumerate(ships) if s.is_leader)
         spec = await asyncio.to_thread(read_lease, control_plane, name)
         assert spec["holderIdentity"] == f"c{first}"
-        assert spec["leaseDurationSeconds"] == DURATION and spec["leaseTransitions"] == 0
+        # Taking the operator's empty Lease counts as the first transition.
+        assert spec["leaseDurationSeconds"] == DURATION and spec["leaseTransitions"] == 1
 
         tasks[first].cancel()  # a clean stop: the lease is released at once
         await asyncio.gather(tasks[first], return_exceptions=True)
@@ -65,7 +93,7 @@ async def test_one_of_three_leads_and_a_clean_stop_hands_over(
                     LEASE, "a successor")
         assert time.monotonic() - began < ships[0].retry_every + 1.0
         spec = await asyncio.to_thread(read_lease, control_plane, name)
-        assert spec["holderIdentity"] != f"c{first}" and spec["leaseTransitions"] == 1
+        assert spec["holderIdentity"] != f"c{first}" and spec["leaseTransitions"] == 2
     finally:
         for t in tasks:
             t.cancel()
