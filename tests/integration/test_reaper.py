@@ -134,3 +134,24 @@ async def _until_status(pool: db.Pool, job_id: JobId, status: JobStatus) -> None
         return (await jobs.get(pool, job_id=job_id)).status is status
 
     await until(reached, 5, f"status {status}")
+
+
+async def test_two_reapers_at_once_take_each_expired_lease_once(pool: db.Pool) -> None:
+    t = await factories.tenant(pool, max_concurrent=1000)
+    await factories.backlog(pool, t.id, 300)
+    held = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=300,
+                              lease_seconds=0.1)
+    await asyncio.sleep(0.2)
+    # A split brain: two reapers, small batches, racing over the same rows.
+    a, b = reaper(pool, batch=20), reaper(pool, batch=20)
+
+    async def drain(r: Reaper) -> None:
+        while (await r.run_once(prune=False)).full:
+            pass
+
+    await asyncio.gather(drain(a), drain(b), drain(a), drain(b))
+    assert a.totals["requeued"] + b.totals["requeued"] == 300
+    assert len(held) == 300
+    page = await jobs.list_jobs(pool, tenant_id=t.id, page_size=1000)
+    assert {j.status for j in page.jobs} == {JobStatus.QUEUED}
+    assert {len(j.errors) for j in page.jobs} == {1}  # one expiry counted per lease
