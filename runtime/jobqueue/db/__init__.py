@@ -71,7 +71,7 @@ def translate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except asyncpg.ForeignKeyViolationError as exc:
             raise errors.TenantNotFound(f"unknown tenant: {exc.detail or exc}") from exc
-        except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
             raise errors.InvalidInput(str(exc)) from exc
         except _UNAVAILABLE as exc:
             raise errors.DatabaseUnavailable(
@@ -79,6 +79,18 @@ def translate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             ) from exc
 
     return wrapper
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset that sends nothing.
+
+    asyncpg's default reset (RESET ALL, UNLISTEN *, unlock advisory locks…)
+    costs a round trip on every release, which doubled the round trips of
+    every pool call. It is not needed here: nothing SETs session state or
+    LISTENs on a pooled connection (LISTEN uses its own connection), locks
+    are transaction-scoped, and an open transaction is still rolled back by
+    the pool before this runs.
+    """
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -105,6 +117,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         statement_cache_size=statement_cache_size,
         command_timeout=command_timeout,
         server_settings={"application_name": application_name},
