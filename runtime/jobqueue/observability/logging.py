@@ -132,10 +132,16 @@ def configure(json: bool = True, level: str = "INFO", *, stream: TextIO | None =
         renderer = structlog.processors.JSONRenderer()
         tail: list[Processor] = [
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.dict_tracebacks,
+            # Frame locals would carry API keys, tokens and payloads into
+            # the log, past redact_secrets (which sees only the event dict).
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         tail = [structlog.processors.StackInfoRenderer()]
 
     structlog.configure(
