@@ -81,6 +81,10 @@ class EmbeddedPostgres:
             capture_output=True,
             text=True,
             user=self._user,
+            # Without these a root parent's groups (gid 0) stay with the
+            # child: initdb could then write where the postgres user can't.
+            group=self._user,
+            extra_groups=[] if self._user else None,
             timeout=60,
         )
 
