@@ -7,7 +7,7 @@ hack/bootstrap.sh
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 
 echo "--- ruff"
-ruff check runtime operator tests hack
+ruff check runtime operator tests hack examples
 echo "--- mypy"
 mypy
 echo "--- import-linter"
