@@ -90,6 +90,14 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
+def redact_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Processor: secret-looking text in a rendered exception (its message,
+    e.g. a DSN with a password, or a key a handler put in an error)."""
+    if "exception" in event_dict:
+        event_dict["exception"] = redact(event_dict["exception"])
+    return event_dict
+
+
 def drop_payloads(_: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """Processor: job data and results are user data; only debug lines carry them."""
     if method != "debug":
@@ -137,6 +145,8 @@ def configure(json: bool = True, level: str = "INFO", *, stream: TextIO | None =
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
+            # Exception messages are built after redact_secrets ran.
+            redact_exception,
         ]
     else:
         renderer = structlog.dev.ConsoleRenderer(

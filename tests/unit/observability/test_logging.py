@@ -112,3 +112,16 @@ def test_level_filters_and_unknown_level_is_rejected() -> None:
     finally:
         obslog.configure(json=True)
     assert [line["event"] for line in parsed(buf)] == ["loud"]
+
+
+def test_exception_messages_are_redacted_in_json(lines: io.StringIO) -> None:
+    key = "jq_" + "Z9y8X7w6V5u4"
+    try:
+        raise ConnectionError(f"cannot reach postgresql://app:hunter2@db/jq with {key}")
+    except ConnectionError:
+        obslog.get_logger("t").exception("connect failed")
+    text = lines.getvalue()
+    assert "hunter2" not in text and key not in text
+    (line,) = parsed(lines)
+    assert line["exception"][0]["exc_type"] == "ConnectionError"
+    assert obslog.REDACTED in line["exception"][0]["exc_value"]
