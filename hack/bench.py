@@ -5,13 +5,17 @@ Sections (each a function of `main`, printed as one table):
 - submit: batch-submit N no-op jobs (echo) through the db layer;
 - drain: N queued jobs run to `succeeded` by 1, then 2 worker processes
   (rate from the first lease to the last ack, on the database clock, so
-  process start-up is not counted);
+  process start-up is not counted), and the workers' CPU time per 1,000
+  jobs (user + system, read from /proc between the moment the backlog is
+  released and the last ack: it does not depend on what else the machine
+  runs, where jobs/s does);
 - latency: light load, one job every 10 ms, one idle worker waiting on
   LISTEN/NOTIFY: enqueue-to-start p50/p99 (started_at - created_at, both
   taken by the database).
 
-    python hack/bench.py            # 20,000 jobs
-    python hack/bench.py --quick    # CI-sized
+    python hack/bench.py                          # 20,000 jobs
+    python hack/bench.py --quick                  # CI-sized
+    python hack/bench.py --only drain --runs 3    # medians of 3 drains
 
 Uses an embedded PostgreSQL (fsync off unless --durable); DATABASE_URL
 points it at another server instead (it creates its own databases there).
@@ -36,6 +40,8 @@ from jobqueue import db
 from jobqueue.db import jobs, migrations, stats, tenants
 from jobqueue.embedded import EmbeddedPostgres
 from jobqueue.models import Job, JobStatus, NewJob, TenantId, TenantQuotas
+
+SECTIONS = ("drain", "latency", "http")
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = TenantId("bench")
@@ -111,6 +117,69 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        # The fields after the parenthesised command name, which may hold spaces.
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    # utime and stime are fields 14 and 15 of /proc/PID/stat.
+    return sum(int(f[11]) + int(f[12]) for f in map(_stat, pids)) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(postmaster: int | None) -> float | None:
+    """CPU time of the whole local server: the postmaster, its live children,
+    and (cutime, cstime) the children it has reaped. None when not local."""
+    if postmaster is None:
+        return None
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            f = _stat(int(entry))
+        except OSError:
+            continue  # exited meanwhile
+        if int(entry) == postmaster:
+            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+        elif int(f[1]) == postmaster:
+            total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _parent_postgres(backend: int) -> int | None:
+    try:
+        parent = int(_stat(backend)[1])
+        with open(f"/proc/{parent}/cmdline", "rb") as f:
+            return parent if b"postgres" in f.read() else None
+    except OSError:
+        return None
+
+
+async def find_postmaster(pool: db.Pool) -> int | None:
+    """The server's main process, if it runs on this machine and /proc shows it."""
+    return _parent_postgres(await pool.fetchval("SELECT pg_backend_pid()"))
+
+
+async def workers_ready(pool: db.Pool, n: int, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until `n` worker processes have connected (start-up CPU excluded)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a worker exited during start-up")
+        found = await pool.fetchval(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name LIKE 'jobqueue-worker %'"
+        )
+        if found >= n:
+            await asyncio.sleep(0.5)  # past the first (empty) lease and LISTEN
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("workers did not connect within 60 s")
+
+
 async def unfinished(pool: db.Pool) -> int:
     return sum(r.jobs for r in await stats.depth(pool) if not r.status.finished)
 
@@ -122,7 +191,9 @@ async def settle(pool: db.Pool, procs: list[subprocess.Popen[bytes]]) -> None:
             return
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             raise RuntimeError("jobs did not finish (a worker died or it took > 10 min)")
-        await asyncio.sleep(0.1)
+        # Each poll costs the server ~10 ms with 20,000 jobs queued: poll
+        # rarely, so the harness does not slow what it measures.
+        await asyncio.sleep(0.5)
 
 
 async def all_jobs(pool: db.Pool) -> list[Job]:
@@ -151,13 +222,33 @@ async def submit_section(dsn: str, n: int, batch: int = 1000) -> tuple[float, li
                       f"{rate:,.0f} jobs/s")]
 
 
-async def drain_section(server_dsn: str, n: int, workers: int, concurrency: int) -> list[Row]:
+@dataclass
+class Drain:
+    jobs_per_second: float
+    worker_ms_per_1000: float
+    server_ms_per_1000: float | None
+
+
+def per_1000(seconds: float | None, n: int) -> float | None:
+    return None if seconds is None else seconds * 1000 / n * 1000
+
+
+async def drain_once(server_dsn: str, n: int, workers: int, concurrency: int) -> Drain:
     dsn = await fresh_db(server_dsn)
-    _, rows = await submit_section(dsn, n)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
+    # The backlog waits behind a disabled tenant until the workers are up,
+    # so the CPU time they use from then on is the drain's alone.
+    await tenants.update(pool, tenant_id=TENANT, enabled=False)
+    await submit_section(dsn, n)
     procs = start_workers(dsn, workers, concurrency)
+    pids = [p.pid for p in procs]
     try:
+        postmaster = await find_postmaster(pool)
+        await workers_ready(pool, workers, procs)
+        cpu0, server0 = cpu_seconds(pids), server_cpu_seconds(postmaster)
+        await tenants.update(pool, tenant_id=TENANT, enabled=True)
         await settle(pool, procs)
+        cpu, server1 = cpu_seconds(pids) - cpu0, server_cpu_seconds(postmaster)
         done = await all_jobs(pool)
     finally:
         stop_workers(procs)
@@ -169,10 +260,31 @@ async def drain_section(server_dsn: str, n: int, workers: int, concurrency: int)
     # Database clock: first lease to last ack, so process start-up is not counted.
     first = min(j.leased_at for j in ok if j.leased_at)
     last = max(j.finished_at for j in ok if j.finished_at)
-    rate = n / (last - first).total_seconds()
+    server = None if server0 is None or server1 is None else server1 - server0
+    return Drain(n / (last - first).total_seconds(), cpu * 1e6 / n, per_1000(server, n))
+
+
+def _ms(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "n/a (server not local)"
+    runs = f" ({', '.join(f'{v:.0f}' for v in known)})" if len(known) > 1 else ""
+    return f"{statistics.median(known):,.0f} ms{runs}"
+
+
+async def drain_section(
+    server_dsn: str, n: int, workers: int, concurrency: int, runs: int
+) -> list[Row]:
+    got = [await drain_once(server_dsn, n, workers, concurrency) for _ in range(runs)]
+    rate = statistics.median(d.jobs_per_second for d in got)
     label = f"{workers} worker process{'es' if workers > 1 else ''} x {concurrency} slots"
-    drained = Row("drain", f"{n:,} no-op jobs, {label}", f"{rate:,.0f} jobs/s")
-    return [*rows, drained] if workers == 1 else [drained]
+    of = f" (median of {runs}: " + ", ".join(f"{d.jobs_per_second:,.0f}" for d in got) + ")"
+    return [
+        Row("drain", f"{n:,} no-op jobs, {label}",
+            f"{rate:,.0f} jobs/s" + (of if runs > 1 else "")),
+        Row("drain", "  worker CPU per 1,000 jobs", _ms([d.worker_ms_per_1000 for d in got])),
+        Row("drain", "  PostgreSQL CPU per 1,000 jobs", _ms([d.server_ms_per_1000 for d in got])),
+    ]
 
 
 async def latency_section(server_dsn: str, n: int, every: float = 0.01) -> list[Row]:
@@ -180,12 +292,16 @@ async def latency_section(server_dsn: str, n: int, every: float = 0.01) -> list[
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     procs = start_workers(dsn, 1, 10)
     try:
-        await asyncio.sleep(3)  # the worker is up and LISTENing
+        postmaster = await find_postmaster(pool)
+        await workers_ready(pool, 1, procs)
+        await asyncio.sleep(1)  # LISTENing
+        cpu0, server0 = cpu_seconds([procs[0].pid]), server_cpu_seconds(postmaster)
         t0 = time.perf_counter()
         for i in range(n):
             await jobs.submit(pool, tenant_id=TENANT, job=NewJob(type="echo", data={"i": i}))
             await asyncio.sleep(max(0.0, t0 + (i + 1) * every - time.perf_counter()))
         await settle(pool, procs)
+        cpu, server1 = cpu_seconds([procs[0].pid]) - cpu0, server_cpu_seconds(postmaster)
         found = await all_jobs(pool)
     finally:
         stop_workers(procs)
@@ -195,7 +311,14 @@ async def latency_section(server_dsn: str, n: int, every: float = 0.01) -> list[
                 for j in found if j.started_at)
     q = statistics.quantiles(ms, n=100, method="inclusive")
     what = f"enqueue-to-start, 1 job / {every * 1000:.0f} ms, {n} jobs, 1 worker (LISTEN)"
-    return [Row("latency", what, f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms")]
+    # The server's share includes the submissions; the worker's is its own.
+    server = None if server0 is None or server1 is None else server1 - server0
+    return [
+        Row("latency", what, f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms"),
+        Row("latency", "  worker CPU per 1,000 jobs", _ms([cpu * 1e6 / n])),
+        Row("latency", "  PostgreSQL CPU per 1,000 jobs (incl. submits)",
+            _ms([per_1000(server, n)])),
+    ]
 
 
 async def http_section(server_dsn: str, quick: bool) -> list[Row]:
@@ -223,12 +346,23 @@ def print_table(rows: list[Row]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     n = 2000 if args.quick else args.jobs
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if only - set(SECTIONS):
+        raise SystemExit(f"--only: unknown section(s) {sorted(only - set(SECTIONS))}")
     rows: list[Row] = []
     with server(args.durable) as server_dsn:
-        for workers in (1, 2):
-            rows += await drain_section(server_dsn, n, workers, args.concurrency)
-        rows += await latency_section(server_dsn, 200 if args.quick else 1000)
-        rows += await http_section(server_dsn, args.quick)
+        if "drain" in only:
+            dsn = await fresh_db(server_dsn)
+            try:
+                _, rows = await submit_section(dsn, n)
+            finally:
+                await drop_db(server_dsn, dsn)
+            for workers in (1, 2):
+                rows += await drain_section(server_dsn, n, workers, args.concurrency, args.runs)
+        if "latency" in only:
+            rows += await latency_section(server_dsn, 200 if args.quick else 1000)
+        if "http" in only:
+            rows += await http_section(server_dsn, args.quick)
     mode = "durable" if args.durable else "fsync off"
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded PostgreSQL, {mode}"
     print(f"\njobqueue end-to-end benchmark ({where}, {os.cpu_count()} CPUs)")
@@ -241,4 +375,6 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50, help="slots per worker")
     parser.add_argument("--durable", action="store_true", help="fsync on (slower, realistic)")
+    parser.add_argument("--runs", type=int, default=1, help="drains per size; medians printed")
+    parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
     asyncio.run(main(parser.parse_args()))
