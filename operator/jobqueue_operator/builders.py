@@ -159,7 +159,6 @@ def worker_deployment(owner: Owner, spec: models.JobQueueSpec, *, replicas: int 
             "name": "JOBQUEUE_WORKER_GRACE_SECONDS",
             "value": _number(grace_seconds(spec.termination_grace_period_seconds)),
         },
-        {"name": "JOBQUEUE_WORKER_DEFAULT_MAX_ATTEMPTS", "value": str(spec.max_attempts)},
         {"name": "JOBQUEUE_WORKER_METRICS_PORT", "value": str(METRICS_PORT)},
     ]
     container = _container(spec, WORKER, ["jobqueue", "worker"], env)

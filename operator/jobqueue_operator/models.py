@@ -147,7 +147,13 @@ class JobQueueSpec(_Model):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, json_schema_extra=_EMPTY)
     resources: ResourceRequirements | None = None
     lease_seconds: int = Field(30, ge=3, le=3600, description="lease length; heartbeat every third")
-    max_attempts: int = Field(5, ge=1, le=1000, description="default attempts before the DLQ")
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="attempts before the DLQ for jobs submitted without max_attempts "
+        "(written to the queue's row in its database)",
+    )
     termination_grace_period_seconds: int = Field(
         30, ge=1, le=3600, description="SIGTERM to SIGKILL; in-flight jobs get most of it"
     )

@@ -1,9 +1,12 @@
-"""JobQueue: apply its workers, reaper and RBAC, and report the queue's state.
+"""JobQueue: apply its workers, reaper and RBAC, write the queue's defaults,
+and report the queue's state.
 
 Every reconcile applies the whole desired state with server-side apply, so
 it both creates children and undoes drift (an edited or deleted child comes
-back as built). Ready means the children were accepted by the apiserver and
-the queue's database answered; pods may still be starting.
+back as built). The queue's defaults (spec.maxAttempts) go into its row in
+the queue's database, which submission reads; the row is written only when
+it differs. Ready means the children were accepted by the apiserver and the
+queue's database took the defaults; pods may still be starting.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobqueue.db import stats
+from jobqueue.db import Pool, queues, stats
+from jobqueue.models import DepthRow
 from jobqueue_operator import builders, models
 from jobqueue_operator import status as st
 from jobqueue_operator.context import Context, database_problem
@@ -99,6 +103,12 @@ async def database_url(
     return url
 
 
+async def sync_database(pool: Pool, queue: str, spec: models.JobQueueSpec) -> list[DepthRow]:
+    """Write the queue's defaults, then read its depth for status."""
+    await queues.configure(pool, queue=queue, default_max_attempts=spec.max_attempts)
+    return await stats.depth(pool, queue=queue)
+
+
 async def reconcile(
     ctx: Context,
     *,
@@ -127,8 +137,11 @@ async def reconcile(
         if isinstance(url, st.Problem):
             problem = problem or url
         else:
+            good, queue_name = parsed, parsed.queue_name(name)
             try:
-                rows = await ctx.databases.run(url, lambda pool: stats.depth(pool, queue=queue))
+                rows = await ctx.databases.run(
+                    url, lambda pool: sync_database(pool, queue_name, good)
+                )
                 depth = st.Depth.of(rows)
             except Exception as exc:
                 problem = problem or database_problem(exc, url)

@@ -54,13 +54,15 @@ class Priority(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """What a client asks for. Defaults match the column defaults."""
+    """What a client asks for. Defaults match the column defaults, except
+    max_attempts: None asks for the queue's default (5 when it has none),
+    resolved when the job is inserted."""
 
     type: str
     data: JSON = field(default_factory=dict)
     queue: str = "default"
     priority: Priority = Priority.NORMAL
-    max_attempts: int = 5
+    max_attempts: int | None = None
     timeout_seconds: int = 300
     run_at: datetime | None = None
     idempotency_key: str | None = None

@@ -12,6 +12,7 @@ import pytest
 
 from jobqueue import AsyncClient, Client, db, errors
 from jobqueue.client import RateLimited
+from jobqueue.db import queues
 from tests.api import support
 
 
@@ -122,3 +123,21 @@ async def test_503_is_retried_until_the_database_is_back_and_makes_one_job(
             assert (await jq.list()).total == 1
     finally:
         await proxy.cut()
+
+
+async def test_the_clients_leave_max_attempts_to_the_queue_unless_given(
+    api: support.ApiProcess, api_pool: db.Pool, tenant_a: support.TenantKey
+) -> None:
+    q = f"defaults-{uuid.uuid4().hex[:8]}"
+    await queues.configure(api_pool, queue=q, default_max_attempts=3)
+    async with AsyncClient(api.url, tenant_id=tenant_a.id, api_key=tenant_a.key) as jq:
+        first = await jq.submit("echo", {"n": 1}, queue=q, idempotency_key="c1")
+        assert first.max_attempts == 3
+        assert (await jq.submit("echo", {"n": 1}, queue=q, idempotency_key="c1")).id == first.id
+        assert (await jq.submit("echo", queue=q, max_attempts=8)).max_attempts == 8
+
+    def sync() -> int:
+        with Client(api.url, tenant_id=tenant_a.id, api_key=tenant_a.key) as jq:
+            return jq.submit("echo", queue=q).max_attempts
+
+    assert await asyncio.to_thread(sync) == 3

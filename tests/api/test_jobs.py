@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from jobqueue import db
-from jobqueue.db import leases
+from jobqueue.db import leases, queues
 from jobqueue.models import JobId, WorkerId
 from tests.api import support
 
@@ -306,3 +306,40 @@ async def test_a_batch_with_one_bad_item_or_too_many_items_stores_nothing(
     r = await client_a.post("/v1/jobs/batch", json={"jobs": thousand})
     assert r.status_code == 200
     assert r.json()["created"] == 1000
+
+
+async def test_an_omitted_max_attempts_takes_the_queues_default_and_replays(
+    client_a: httpx.AsyncClient, api_pool: db.Pool
+) -> None:
+    q = queue()
+    await queues.configure(api_pool, queue=q, default_max_attempts=2)
+    omitted = {"type": "echo", "queue": q, "data": {"n": 1}}
+    headers = key()
+    created = await client_a.post("/v1/jobs", json=omitted, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["max_attempts"] == 2
+    null = await client_a.post("/v1/jobs", json={**omitted, "max_attempts": None}, headers=key())
+    assert (null.status_code, null.json()["max_attempts"]) == (201, 2)
+    explicit = await client_a.post("/v1/jobs", json={**omitted, "max_attempts": 7}, headers=key())
+    assert (explicit.status_code, explicit.json()["max_attempts"]) == (201, 7)
+    elsewhere = await client_a.post("/v1/jobs", json={"type": "echo", "queue": queue()},
+                                    headers=key())
+    assert elsewhere.json()["max_attempts"] == 5
+
+    # The default changes; a retry of the first request is still that request.
+    await queues.configure(api_pool, queue=q, default_max_attempts=9)
+    replay = await client_a.post("/v1/jobs", json=omitted, headers=headers)
+    assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == created.json()["id"] and replay.json()["max_attempts"] == 2
+    changed = await client_a.post("/v1/jobs", json={**omitted, "max_attempts": 2}, headers=headers)
+    assert changed.status_code == 409
+
+    batch = await client_a.post(
+        "/v1/jobs/batch",
+        json={"jobs": [
+            {"type": "echo", "queue": q, "idempotency_key": "d1"},
+            {"type": "echo", "queue": q, "max_attempts": 3, "idempotency_key": "d2"},
+        ]},
+    )
+    assert batch.status_code == 200, batch.text
+    assert [r["job"]["max_attempts"] for r in batch.json()["results"]] == [9, 3]

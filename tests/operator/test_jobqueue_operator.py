@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobqueue import db
-from jobqueue.db import jobs, leases
+from jobqueue.db import jobs, leases, queues
 from jobqueue.embedded import free_port
 from jobqueue.models import NewJob, WorkerId
 from tests import factories
@@ -189,6 +189,7 @@ async def test_a_jobqueue_gets_workers_a_reaper_and_exactly_the_rbac_it_needs(
     assert env["JOBQUEUE_WORKER_LEASE_SECONDS"] == "45"
     assert env["JOBQUEUE_WORKER_HEARTBEAT_SECONDS"] == "15"
     assert env["JOBQUEUE_WORKER_GRACE_SECONDS"] == "55"
+    assert not any("MAX_ATTEMPTS" in e for e in env)  # in the queue's row instead
     managers = {(m["manager"], m["operation"]) for m in worker["metadata"]["managedFields"]}
     assert ("jobqueue-operator", "Apply") in managers
 
@@ -436,6 +437,41 @@ async def test_max_above_min_adds_an_autoscaler_and_removes_it_again(
     assert deployment(cluster, f"{name}-worker", ns)["spec"]["replicas"] == 2
 
 
+async def test_max_attempts_becomes_the_queues_default_and_follows_edits(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool
+) -> None:
+    name, queue = unique(), unique("mail")
+    cluster.create(jobqueue(name, ns, queue=queue, maxAttempts=3))
+    await until_ready(cluster, name, ns)
+    assert (await queues.get_defaults(pool, queue=queue)).default_max_attempts == 3
+    owner = await factories.tenant(pool)
+
+    async def submitted(**kw: Any) -> int:
+        job = NewJob(type="echo", queue=queue, **kw)
+        return (await jobs.submit(pool, tenant_id=owner.id, job=job)).job.max_attempts
+
+    assert await submitted() == 3
+    assert await submitted(max_attempts=9) == 9
+
+    cluster.patch("JobQueue", name, {"spec": {"maxAttempts": 2}}, ns)
+
+    async def updated() -> bool:
+        return (await queues.get_defaults(pool, queue=queue)).default_max_attempts == 2
+
+    await eventually(updated, what="default max_attempts 2")
+    assert await submitted() == 2
+    listed = await jobs.list_jobs(pool, tenant_id=owner.id, queue=queue)
+    assert sorted(j.max_attempts for j in listed.jobs) == [2, 3, 9]  # queued jobs keep theirs
+
+    # Left out of the spec: the CRD default, 5, is written.
+    cluster.patch("JobQueue", name, {"spec": {"maxAttempts": None}}, ns)
+
+    async def defaulted() -> bool:
+        return (await queues.get_defaults(pool, queue=queue)).default_max_attempts == 5
+
+    await eventually(defaulted, what="default max_attempts back to 5")
+
+
 async def test_status_shows_depth_running_jobs_and_oldest_age(
     running: Running, cluster: Cluster, ns: str, pool: db.Pool
 ) -> None:
@@ -502,11 +538,11 @@ async def test_external_metrics_serve_the_depth_the_autoscaler_scales_on(
 
 
 async def test_database_problems_show_in_conditions_and_clear_on_their_own(
-    running: Running, cluster: Cluster, ns: str
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool
 ) -> None:
     name = unique()
     secret = unique("db")
-    cluster.create(jobqueue(name, ns, databaseSecretRef={"name": secret}))
+    cluster.create(jobqueue(name, ns, databaseSecretRef={"name": secret}, maxAttempts=4))
     cond = await until_reason(cluster, name, ns, "DatabaseSecretMissing")
     assert cond["status"] == "False" and secret in cond["message"]
     degraded = cluster.condition("JobQueue", name, "Degraded", ns)
@@ -522,6 +558,8 @@ async def test_database_problems_show_in_conditions_and_clear_on_their_own(
 
     cluster.core.patch_namespaced_secret(secret, ns, {"stringData": {"url": running.dsn}})
     await until_ready(cluster, name, ns)
+    # The defaults the dead database could not take were written on the retry.
+    assert (await queues.get_defaults(pool, queue=name)).default_max_attempts == 4
 
 
 async def test_a_spec_the_apiserver_cannot_run_is_reported(

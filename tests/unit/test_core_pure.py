@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobqueue import apikeys
+from jobqueue import apikeys, idempotency
 from jobqueue.db import queries
 from jobqueue.idempotency import fingerprint
 from jobqueue.models import NewJob, Priority
@@ -36,6 +36,33 @@ def test_fingerprint_ignores_key_order_and_trace_but_not_content() -> None:
     assert fingerprint(a) != fingerprint(NewJob(type="t", data=a.data, priority=Priority.HIGH))
     later = NewJob(type="t", data=a.data, run_at=datetime(2030, 1, 1, tzinfo=UTC))
     assert fingerprint(a) != fingerprint(later)
+
+
+def test_an_omitted_max_attempts_is_fingerprinted_as_omitted() -> None:
+    omitted = NewJob(type="t", data={"x": 1})
+    assert omitted.max_attempts is None
+    explicit = {fingerprint(NewJob(type="t", data={"x": 1}, max_attempts=n)) for n in range(1, 11)}
+    assert fingerprint(omitted) not in explicit
+
+
+def test_explicit_requests_keep_the_fingerprint_version_1_stored() -> None:
+    # Pinned: keys already in the jobs table must keep matching their requests.
+    job = NewJob(type="send_email", data={"to": "a"}, max_attempts=5)
+    assert fingerprint(job) == "7bedcff2924a6a2bacfa192620dc61261efc95b6090bc893e0e0ef673be0dda9"
+
+
+def test_replays_match_the_request_as_sent_or_a_version_1_omission() -> None:
+    omitted = NewJob(type="t", data={"x": 1})
+    as_five = NewJob(type="t", data={"x": 1}, max_attempts=5)
+    as_seven = NewJob(type="t", data={"x": 1}, max_attempts=7)
+    fp = fingerprint
+    assert idempotency.matches(fp(omitted), omitted, fp(omitted))
+    # Version 1 stored an omitted max_attempts as 5.
+    assert idempotency.matches(fp(as_five), omitted, fp(omitted))
+    assert not idempotency.matches(fp(as_seven), omitted, fp(omitted))
+    assert not idempotency.matches(fp(omitted), as_five, fp(as_five))
+    assert not idempotency.matches(fp(omitted), as_seven, fp(as_seven))
+    assert not idempotency.matches(None, omitted, fp(omitted))
 
 
 def test_priority_parses_names_and_numbers() -> None:

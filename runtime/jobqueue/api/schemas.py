@@ -44,7 +44,13 @@ class JobIn(_In):
     )
     queue: str = Field("default", pattern=QUEUE_PATTERN)
     priority: PriorityName | Annotated[int, Field(ge=0, le=3)] = "normal"
-    max_attempts: int = Field(5, ge=1, le=1000)
+    max_attempts: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="attempts before the DLQ; omitted or null: the queue's default "
+        "(a JobQueue's maxAttempts), else 5",
+    )
     timeout_seconds: int = Field(300, ge=1, le=86400)
     run_at: AwareDatetime | None = Field(
         None, description="not before this time (a UTC offset is required)"

@@ -100,7 +100,7 @@ class AsyncClient:
         *,
         queue: str = "default",
         priority: str | int = "normal",
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
         timeout_seconds: int = 300,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,

@@ -37,19 +37,23 @@ def job_body(
     *,
     queue: str,
     priority: str | int,
-    max_attempts: int,
+    max_attempts: int | None,
     timeout_seconds: int,
     run_at: datetime | None,
 ) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "type": type,
         "data": {} if data is None else data,
         "queue": queue,
         "priority": priority,
-        "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
         "run_at": run_at.isoformat() if run_at else None,
     }
+    # Omitted, not null: the server then applies the queue's default (and an
+    # older server its own, 5).
+    if max_attempts is not None:
+        body["max_attempts"] = max_attempts
+    return body
 
 
 def list_params(

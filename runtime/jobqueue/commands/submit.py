@@ -32,7 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--queue", default="default")
     p.add_argument("--priority", default="normal", help="low, normal, high or critical")
     p.add_argument("--idempotency-key")
-    p.add_argument("--max-attempts", type=int, default=5)
+    p.add_argument("--max-attempts", type=int, default=None,
+                   help="attempts before the DLQ (default: the queue's default, else 5)")
     p.add_argument("--timeout-seconds", type=int, default=300)
     p.add_argument("--delay-seconds", type=float, help="run no earlier than this from now")
     p.set_defaults(func=run)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from jobqueue import errors
+from jobqueue import errors, idempotency
 from jobqueue.db import Executor, Record, queries, rows, translate
-from jobqueue.idempotency import fingerprint
 from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
 
 Q = queries.load("jobs")
 
 
 def _check_replay(existing: Job, existing_fp: str | None, new: NewJob, new_fp: str) -> Submitted:
-    if existing_fp != new_fp:
+    if not idempotency.matches(existing_fp, new, new_fp):
         assert new.idempotency_key is not None
         raise errors.IdempotencyConflict(new.idempotency_key, existing.id)
     return Submitted(job=existing, replayed=True)
@@ -31,7 +30,7 @@ async def submit(
     a new job while the tenant's backlog is full (a soft limit: concurrent
     submits may pass it by their number).
     """
-    fp = fingerprint(job)
+    fp = idempotency.fingerprint(job)
     if max_queued is not None and await conn.fetchval(Q["backlog_at_least"], tenant_id, max_queued):
         # A replay of an accepted request is still answered when the backlog is full.
         if job.idempotency_key is not None:
@@ -80,7 +79,7 @@ async def submit_many(
     """
     if not jobs:
         return []
-    fps = [fingerprint(j) for j in jobs]
+    fps = [idempotency.fingerprint(j) for j in jobs]
     inserted = await conn.fetch(
         Q["submit_many"],
         tenant_id,

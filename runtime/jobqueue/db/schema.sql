@@ -44,10 +44,13 @@ CREATE TABLE rate_limits (
 -- Start-time fair queueing between tenants of one queue: the queue's virtual
 -- clock and each tenant's finish tag. Leasing locks the queue row, which
 -- also serialises leasers of one queue so tenant quotas hold under races.
+-- The row also holds the queue's defaults for submission.
 CREATE TABLE queues (
     name        text PRIMARY KEY,
     vclock      double precision NOT NULL DEFAULT 0,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- For jobs submitted without max_attempts; NULL means 5. (version 2)
+    default_max_attempts integer CHECK (default_max_attempts BETWEEN 1 AND 1000)
 ) WITH (fillfactor = 50);
 
 CREATE TABLE fair_share (

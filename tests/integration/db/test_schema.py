@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from jobqueue import db
-from jobqueue.db import migrations, queries
+from jobqueue.db import jobs, leases, migrations, queries, queues
+from jobqueue.models import NewJob, WorkerId
+from tests import factories
 from tests.conftest import PgServer, create_database, drop_database
 
 
@@ -82,3 +86,47 @@ async def test_every_named_query_prepares(dsn: str) -> None:
                 raise AssertionError(f"query {name} does not prepare: {exc}") from exc
     finally:
         await conn.close()
+
+
+async def test_a_version_1_database_with_jobs_upgrades_in_place(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an upgrade meets: a v1 database in use (a queue row with a moved
+    clock, queued jobs). Only the newer files run; rows survive; the new
+    column starts empty, so every queue keeps the old default of 5."""
+    name = await _fresh(pg_server)
+    try:
+        conn = await db.connect(pg_server.dsn_for(name))
+        try:
+            every = migrations.available()
+            assert [m.version for m in every][:2] == [1, 2]
+            monkeypatch.setattr(migrations, "available", lambda: every[:1])
+            assert [m.version for m in await migrations.migrate(conn)] == [1]
+            t = await factories.tenant(conn)
+            # As version 1 inserted them (today's submit needs version 2).
+            await conn.execute(
+                "INSERT INTO jobs (tenant_id, queue, type)"
+                " SELECT $1, 'mail', 'echo' FROM generate_series(1, 4)",
+                t.id,
+            )
+            await leases.lease(conn, queue="mail", worker_id=WorkerId("w"), limit=1,
+                               lease_seconds=30)
+            clock = await conn.fetchval("SELECT vclock FROM queues WHERE name = 'mail'")
+            monkeypatch.setattr(migrations, "available", lambda: every)
+
+            upgraded = await migrations.migrate(conn)
+
+            assert [m.version for m in upgraded] == [m.version for m in every[1:]]
+            assert await conn.fetchval("SELECT vclock FROM queues WHERE name = 'mail'") == clock
+            assert (await queues.get_defaults(conn, queue="mail")).default_max_attempts is None
+            page = await jobs.list_jobs(conn, tenant_id=t.id)
+            assert page.total == 4 and {j.max_attempts for j in page.jobs} == {5}
+            fresh = await jobs.submit(conn, tenant_id=t.id, job=NewJob(type="echo", queue="mail"))
+            assert fresh.job.max_attempts == 5
+            await queues.configure(conn, queue="mail", default_max_attempts=2)
+            fresh = await jobs.submit(conn, tenant_id=t.id, job=NewJob(type="echo", queue="mail"))
+            assert fresh.job.max_attempts == 2
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(pg_server, name)

@@ -77,6 +77,12 @@ def test_submissions_carry_a_key_that_retries_reuse() -> None:
     assert items[1]["idempotency_key"] == "k" and items[0]["idempotency_key"]
 
 
+def test_an_unset_max_attempts_is_left_out_so_the_queue_default_applies() -> None:
+    common = {"queue": "q", "priority": "normal", "timeout_seconds": 30, "run_at": None}
+    assert "max_attempts" not in core.job_body("echo", None, max_attempts=None, **common)
+    assert core.job_body("echo", None, max_attempts=3, **common)["max_attempts"] == 3
+
+
 def test_credentials_are_required() -> None:
     with pytest.raises(ValueError, match="tenant_id and api_key, or token"):
         core.Core(tenant_id="a", api_key=None, token=None, max_retries=1, max_retry_wait=1)

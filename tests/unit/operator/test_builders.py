@@ -65,6 +65,7 @@ def test_worker_deployment_carries_the_queue_settings() -> None:
         leaseSeconds=20,
         terminationGracePeriodSeconds=10,
         imagePullPolicy="Always",
+        maxAttempts=3,
     )
     dep = builders.worker_deployment(OWNER, s, replicas=2)
     assert dep["metadata"]["name"] == "emails-worker"
@@ -83,6 +84,8 @@ def test_worker_deployment_carries_the_queue_settings() -> None:
     assert e["JOBQUEUE_WORKER_HEARTBEAT_SECONDS"] == "6.667"  # a third of the lease
     assert e["JOBQUEUE_WORKER_GRACE_SECONDS"] == "8"  # leaves time to release leases
     assert e["DATABASE_URL"] == {"secretKeyRef": {"name": "jobqueue-database", "key": "url"}}
+    # maxAttempts lives in the queue's row (the reconciler writes it), not in worker env.
+    assert not any("MAX_ATTEMPTS" in name for name in e)
 
 
 def test_replicas_none_leaves_the_field_out() -> None:

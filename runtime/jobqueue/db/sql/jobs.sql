@@ -3,11 +3,16 @@
 -- ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to
 -- commit; the fallback SELECT may then still miss it (its snapshot is older),
 -- so the caller retries once on an empty result.
+-- A NULL max_attempts ($6) takes the queue's default, else 5
+-- (queues.FALLBACK_MAX_ATTEMPTS), fixed for the job from here on.
 WITH ins AS (
     INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
                       timeout_seconds, idempotency_key, request_fingerprint,
                       scheduled_at, trace_context)
-    VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, coalesce($10, now()), $11::jsonb)
+    VALUES ($1, $2, $3, $4::jsonb, $5,
+            coalesce($6::integer,
+                     (SELECT q.default_max_attempts FROM queues q WHERE q.name = $2), 5),
+            $7, $8, $9, coalesce($10, now()), $11::jsonb)
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING *
 )
@@ -20,16 +25,19 @@ SELECT false AS inserted, j.* FROM jobs j
 -- One statement for a whole batch. Rows whose key already exists come back
 -- through find_by_keys. Returns the inserted rows with their input ordinal.
 -- Payloads travel as JSON text: asyncpg would read a list payload inside a
--- jsonb[] parameter as one more array dimension.
+-- jsonb[] parameter as one more array dimension. A NULL max_attempts takes
+-- the queue's default, else 5, as in submit.
 INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
                   timeout_seconds, idempotency_key, request_fingerprint,
                   scheduled_at, trace_context)
-SELECT $1, b.queue, b.type, b.payload::jsonb, b.priority, b.max_attempts, b.timeout_seconds,
+SELECT $1, b.queue, b.type, b.payload::jsonb, b.priority,
+       coalesce(b.max_attempts, q.default_max_attempts, 5), b.timeout_seconds,
        b.idempotency_key, b.fingerprint, coalesce(b.scheduled_at, now()), b.trace_context
   FROM unnest($2::text[], $3::text[], $4::text[], $5::smallint[], $6::integer[],
               $7::integer[], $8::text[], $9::text[], $10::timestamptz[], $11::jsonb[])
        WITH ORDINALITY AS b(queue, type, payload, priority, max_attempts, timeout_seconds,
                             idempotency_key, fingerprint, scheduled_at, trace_context, ord)
+  LEFT JOIN queues q ON q.name = b.queue
  ORDER BY b.ord
 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
 RETURNING *;
