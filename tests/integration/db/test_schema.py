@@ -130,3 +130,24 @@ async def test_a_version_1_database_with_jobs_upgrades_in_place(
             await conn.close()
     finally:
         await drop_database(pg_server, name)
+
+
+async def test_health_reports_ready_only_at_the_newest_schema(pg_server: PgServer) -> None:
+    from jobqueue.db import health
+
+    name = await _fresh(pg_server)
+    try:
+        conn = await db.connect(pg_server.dsn_for(name))
+        try:
+            assert await health.schema_version(conn) == 0
+            assert not await health.ping(conn)
+            await migrations.migrate(conn)
+            assert await health.schema_version(conn) == migrations.available()[-1].version
+            assert await health.ping(conn)
+            await conn.execute("DELETE FROM schema_migrations WHERE version = "
+                               "(SELECT max(version) FROM schema_migrations)")
+            assert not await health.ping(conn)  # one migration behind: not ready
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(pg_server, name)

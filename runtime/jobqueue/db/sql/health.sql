@@ -1,3 +1,5 @@
--- name: ping
--- Reachable, and migrated: a server without our tables is not ready.
-SELECT to_regclass('jobs') IS NOT NULL AS migrated;
+-- name: has_migrations_table
+SELECT to_regclass('schema_migrations') IS NOT NULL;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM schema_migrations;
