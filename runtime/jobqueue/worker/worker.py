@@ -2,7 +2,12 @@
 
 - `fetcher` leases as many jobs as there are free slots, when a NOTIFY says
   its queue has work or when the poll interval passes (always on: LISTEN
-  can be off, e.g. behind PgBouncer, or miss events while reconnecting);
+  can be off, e.g. behind PgBouncer, or miss events while reconnecting).
+  A freed slot wakes it only while the queue may hold more (the last lease
+  filled every free slot, or found none free), as River's producer does:
+  otherwise every finished job at light load would cost an empty lease, the
+  priciest statement of all. A tenant held back by its max_concurrent is
+  therefore served again at the next NOTIFY or poll;
 - `heartbeat` extends every held lease at most every third of the lease
   duration; a lease the database no longer gives back is lost: its handler
   is cancelled and its result will not be written;
@@ -78,6 +83,8 @@ class Worker:
         self.heartbeat_seconds = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
         self.held: dict[JobId, Held] = {}
         self.running: set[JobId] = set()
+        # Whether a freed slot should wake the fetcher (see the module docstring).
+        self._hungry = True
         self._wake = Wakeup(dsn=dsn, queue=self.queue, log=self.log)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -182,6 +189,7 @@ class Worker:
             free = self.free_slots
             self._wake.clear()
             if free <= 0:
+                self._hungry = True
                 await self._wake.wait()  # a freed slot or a stop wakes us
                 continue
             started = tracing.now_ns()
@@ -198,10 +206,11 @@ class Worker:
                                  retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
+            self._hungry = len(got) >= free
             if got:
                 await self._begin(pool, got, started)
-            if len(got) < free:
-                # The queue looks drained: wait for a NOTIFY, a free slot or the poll.
+            if not self._hungry:
+                # The queue looks drained: wait for a NOTIFY, a stop or the poll.
                 await self._wake.wait(self.settings.poll_seconds)
 
     async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
@@ -256,7 +265,8 @@ class Worker:
 
     def _release_slot(self, job_id: JobId) -> None:
         self.running.discard(job_id)
-        self._wake.set()
+        if self._hungry:
+            self._wake.set()
 
     def _settled(self, lease: Lease) -> None:
         h = self.held.get(lease.job_id)
