@@ -15,6 +15,11 @@ from jobqueue.models import (
     WorkerId,
 )
 
+# Enum lookups by value without the Enum constructor's machinery: rows.job
+# runs for every leased job.
+_STATUS = {s.value: s for s in JobStatus}
+_PRIORITY = {p.value: p for p in Priority}
+
 
 def job(r: Record) -> Job:
     return Job(
@@ -23,8 +28,8 @@ def job(r: Record) -> Job:
         queue=r["queue"],
         type=r["type"],
         data=r["payload"],
-        status=JobStatus(r["status"]),
-        priority=Priority(r["priority"]),
+        status=_STATUS[r["status"]],
+        priority=_PRIORITY[r["priority"]],
         attempt=r["attempt"],
         max_attempts=r["max_attempts"],
         timeout_seconds=r["timeout_seconds"],
@@ -50,7 +55,7 @@ def transition(r: Record) -> Transition:
     return Transition(
         job_id=JobId(r["id"]),
         tenant_id=TenantId(r["tenant_id"]),
-        status=JobStatus(r["status"]),
+        status=_STATUS[r["status"]],
         attempt=r["attempt"],
     )
 

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Histogram
+
 from jobqueue import db, errors
 from jobqueue.db import leases
 from jobqueue.models import JobStatus, Lease, Transition
@@ -38,7 +40,7 @@ class Completer:
         queue: str,
         worker_id: str,
         log: Logger,
-        on_settled: Callable[[Lease], None],
+        on_settled: Callable[[list[Lease]], None],
         max_batch: int = 500,
     ) -> None:
         self.pool = pool
@@ -53,6 +55,11 @@ class Completer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._backoff = Backoff(base=0.2, cap=5.0)
+        self._db_errors = metrics.DB_ERRORS.labels("worker")
+        self._leases_lost = metrics.LEASE_LOST.labels(queue)
+        # (tenant, status) -> its completed counter and duration histogram:
+        # labels() on every ack cost more than the counting itself.
+        self._outcomes: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def put(self, completion: Completion) -> None:
         self._unsettled += 1
@@ -82,7 +89,7 @@ class Completer:
                 await self._flush()
                 self._backoff.reset()
             except errors.DatabaseUnavailable as exc:
-                metrics.DB_ERRORS.labels("worker").inc()
+                self._db_errors.inc()
                 delay = self._backoff.next()
                 self.log.warning(
                     "cannot ack, will retry", error=str(exc), results=len(self._pending),
@@ -93,8 +100,7 @@ class Completer:
     def _settle(self, done: list[Completion]) -> None:
         gone = {id(c) for c in done}
         self._pending = [c for c in self._pending if id(c) not in gone]
-        for c in done:
-            self.on_settled(c.lease)
+        self.on_settled([c.lease for c in done])
         self._unsettled -= len(done)
         if self._unsettled == 0:
             self._idle.set()
@@ -152,30 +158,38 @@ class Completer:
 
     def _report(self, c: Completion, t: Transition | None, started_ns: int) -> None:
         job = c.lease.job
-        # The ack is the job's other boundary: its lines carry the job's trace too.
-        with obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
-                             trace_context=job.trace_context):
+        if t is None or isinstance(c.outcome, Failed):
+            # The ack is the job's other boundary: its lines carry the job's
+            # trace too. Only these branches log, so only they bind.
+            with obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
+                                 trace_context=job.trace_context):
+                self._report_bound(c, t, started_ns)
+        else:
             self._report_bound(c, t, started_ns)
 
     def _report_bound(self, c: Completion, t: Transition | None, started_ns: int) -> None:
         job = c.lease.job
+        traced = tracing.enabled()
         attrs = tracing.job_attributes(
             job_id=job.id, tenant_id=job.tenant_id, worker_id=self.worker_id, attempt=job.attempt
-        )
+        ) if traced else {}
         if t is None:
-            metrics.LEASE_LOST.labels(self.queue).inc()
+            self._leases_lost.inc()
             self.log.warning(
                 "lease lost", job_id=str(job.id), tenant_id=job.tenant_id, attempt=job.attempt,
                 detail="result dropped: the job was re-queued or finished elsewhere",
             )
-            tracing.record("ack_job", parent=job.trace_context, start_time=started_ns,
-                           attributes=attrs, error="lease lost")
+            if traced:
+                tracing.record("ack_job", parent=job.trace_context, start_time=started_ns,
+                               attributes=attrs, error="lease lost")
             return
         status = _status_label(t)
-        metrics.JOBS_COMPLETED.labels(job.tenant_id, status).inc()
-        metrics.JOB_DURATION.labels(job.tenant_id, status).observe(c.duration_seconds)
-        tracing.record("ack_job", parent=job.trace_context, start_time=started_ns,
-                       attributes={**attrs, "status": status})
+        completed, duration = self._outcome_metrics(job.tenant_id, status)
+        completed.inc()
+        duration.observe(c.duration_seconds)
+        if traced:
+            tracing.record("ack_job", parent=job.trace_context, start_time=started_ns,
+                           attributes={**attrs, "status": status})
         if isinstance(c.outcome, Failed):
             self.log.warning(
                 "job failed", job_id=str(job.id), tenant_id=job.tenant_id, attempt=job.attempt,
@@ -183,6 +197,15 @@ class Completer:
                 error=c.outcome.error.splitlines()[0][:500],
                 retry_in=round(c.outcome.retry_in_seconds, 3) if status == "retry" else None,
             )
+
+    def _outcome_metrics(self, tenant_id: str, status: str) -> tuple[Counter, Histogram]:
+        key = (tenant_id, status)
+        found = self._outcomes.get(key)
+        if found is None:
+            found = (metrics.JOBS_COMPLETED.labels(tenant_id, status),
+                     metrics.JOB_DURATION.labels(tenant_id, status))
+            self._outcomes[key] = found
+        return found
 
 
 def _result(c: Completion) -> object:

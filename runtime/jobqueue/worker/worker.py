@@ -100,6 +100,11 @@ class Worker:
         )
         self._pool: db.Pool | None = None
         self._completer: Completer | None = None
+        # Labelled children looked up once: labels() costs more than inc().
+        self._busy_slots = metrics.WORKER_BUSY_SLOTS.labels(self.queue)
+        self._leases_acquired = metrics.LEASE_ACQUIRED.labels(self.worker_id)
+        self._leases_lost = metrics.LEASE_LOST.labels(self.queue)
+        self._db_errors = metrics.DB_ERRORS.labels("worker")
 
     # -- control ------------------------------------------------------------------
 
@@ -167,7 +172,7 @@ class Worker:
                     application_name=f"jobqueue-worker {self.worker_id}"[:63],
                 )
             except errors.DatabaseUnavailable as exc:
-                metrics.DB_ERRORS.labels("worker").inc()
+                self._db_errors.inc()
                 delay = backoff.next()
                 self.log.warning("database unavailable, retrying", error=str(exc),
                                  retry_in=round(delay, 2))
@@ -200,7 +205,7 @@ class Worker:
                 )
                 backoff.reset()
             except errors.DatabaseUnavailable as exc:
-                metrics.DB_ERRORS.labels("worker").inc()
+                self._db_errors.inc()
                 delay = backoff.next()
                 self.log.warning("cannot lease, will retry", error=str(exc),
                                  retry_in=round(delay, 2))
@@ -214,24 +219,25 @@ class Worker:
                 await self._wake.wait(self.settings.poll_seconds)
 
     async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
-        metrics.LEASE_ACQUIRED.labels(self.worker_id).inc(len(got))
-        ended = tracing.now_ns()
-        for lease in got:
-            tracing.record("acquire_lease", parent=lease.job.trace_context,
-                           start_time=started_ns, end_time=ended,
-                           attributes=self._attrs(lease))
+        self._leases_acquired.inc(len(got))
+        if tracing.enabled():
+            ended = tracing.now_ns()
+            for lease in got:
+                tracing.record("acquire_lease", parent=lease.job.trace_context,
+                               start_time=started_ns, end_time=ended,
+                               attributes=self._attrs(lease))
         held = [(lease.job_id, lease.token) for lease in got]
         try:
             ok = await leases.start(pool, held=held)
         except errors.DatabaseUnavailable as exc:
             # Run them anyway: ack and heartbeat accept leased jobs too, and
             # fencing still protects every write.
-            metrics.DB_ERRORS.labels("worker").inc()
+            self._db_errors.inc()
             self.log.warning("cannot mark jobs running", error=str(exc))
             ok = {lease.job_id for lease in got}
         for lease in got:
             if lease.job_id not in ok:
-                metrics.LEASE_LOST.labels(self.queue).inc()
+                self._leases_lost.inc()
                 self.log.warning("lease lost", job_id=str(lease.job_id),
                                  detail="before the handler started")
                 continue
@@ -255,7 +261,8 @@ class Worker:
         with (
             obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
                             trace_context=job.trace_context),
-            tracing.span("execute_job", parent=job.trace_context, attributes=self._attrs(lease)),
+            tracing.span("execute_job", parent=job.trace_context,
+                         attributes=self._attrs(lease) if tracing.enabled() else None),
         ):
             outcome = await self._runner.run(lease)
         h.finished = True
@@ -268,18 +275,19 @@ class Worker:
         if self._hungry:
             self._wake.set()
 
-    def _settled(self, lease: Lease) -> None:
-        h = self.held.get(lease.job_id)
-        if h is not None and h.lease.token == lease.token:
-            del self.held[lease.job_id]
+    def _settled(self, settled: list[Lease]) -> None:
+        for lease in settled:
+            h = self.held.get(lease.job_id)
+            if h is not None and h.lease.token == lease.token:
+                del self.held[lease.job_id]
         self._gauge()
 
     def _gauge(self) -> None:
-        metrics.WORKER_BUSY_SLOTS.labels(self.queue).set(len(self.held))
+        self._busy_slots.set(len(self.held))
 
     def _lose(self, h: Held, detail: str) -> None:
         job = h.lease.job
-        metrics.LEASE_LOST.labels(self.queue).inc()
+        self._leases_lost.inc()
         self.log.warning("lease lost", job_id=str(job.id), tenant_id=job.tenant_id,
                          attempt=job.attempt, detail=detail)
         self.held.pop(job.id, None)
@@ -300,7 +308,7 @@ class Worker:
                 still = await leases.heartbeat(pool, held=snapshot,
                                                lease_seconds=self.settings.lease_seconds)
             except errors.DatabaseUnavailable as exc:
-                metrics.DB_ERRORS.labels("worker").inc()
+                self._db_errors.inc()
                 self.log.warning("heartbeat failed, will retry", error=str(exc),
                                  leases=len(snapshot))
                 continue
