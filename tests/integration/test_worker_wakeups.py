@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from jobqueue import db
-from jobqueue.db import leases
+from jobqueue.db import jobs, leases
 from jobqueue.models import Lease
+from jobqueue.observability import logging as obslog
+from jobqueue.worker.wakeup import Wakeup
 from tests import factories
 from tests.integration.test_worker import fresh_queue, registry_with, running, settled, submit
 
@@ -56,3 +58,25 @@ async def test_freed_slots_refill_at_once_while_the_queue_holds_more(
     async with running(dsn, registry_with(), queue=q, concurrency=2, poll_seconds=60):
         await settled(pool, ids, timeout=5)
     assert sum(lease_sizes) == 7 and max(lease_sizes) == 2
+
+
+async def test_wakeup_hears_jobs_queued_in_its_queue_and_nothing_else(
+    dsn: str, pool: db.Pool
+) -> None:
+    t = await factories.tenant(pool)
+    q = fresh_queue()
+    wake = Wakeup(dsn=dsn, queue=q, log=obslog.get_logger("test"))
+    listener = asyncio.create_task(wake.listen())
+    try:
+        assert await wake.wait(5)  # LISTEN is up (a connect wakes the fetcher once)
+        wake.clear()
+        await submit(pool, t.id, 1, queue=f"other-{q}")
+        assert not await wake.wait(0.5)
+        [jid] = await submit(pool, t.id, 1, queue=q)
+        assert await wake.wait(5)
+        wake.clear()
+        await jobs.cancel(pool, job_id=jid)  # a status change that brings no work
+        assert not await wake.wait(0.5)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)

@@ -22,6 +22,8 @@ from jobqueue.worker.handlers import Logger
 CHANNEL = "jobqueue_events"
 # How often an idle LISTEN connection proves it is still alive.
 PING_SECONDS = 15.0
+# How the status appears in a payload (JSON text); absent means nothing to do.
+_QUEUED = '"queued"'
 
 
 class Wakeup:
@@ -48,6 +50,12 @@ class Wakeup:
 
     def on_event(self, payload: str) -> None:
         """A `jobqueue_events` payload: [[job_id, tenant_id, status, queue], ...]."""
+        if _QUEUED not in payload:
+            # Every worker hears every status change of every job (each
+            # lease, start and ack statement of every worker); only a job
+            # becoming queued can matter. A substring test spares parsing
+            # the rest, which grows with the number of workers.
+            return
         try:
             events = json.loads(payload)
             wanted = any(e[2] == "queued" and e[3] == self.queue for e in events)
