@@ -17,8 +17,10 @@
 The first side task that fails stops the process cleanly. Every database
 call rides out an outage: it logs, backs off (capped) and tries again.
 
-SIGTERM (DESIGN invariant 8): stop leasing, give running jobs the grace
-period, then cancel the rest and release them without burning an attempt.
+SIGTERM (DESIGN invariant 8): stop leasing (a lease already in flight is
+let finish, so no job is left leased to a process that is gone), give
+running jobs the grace period, then cancel the rest and release them
+without burning an attempt.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ class Worker:
         self.running: set[JobId] = set()
         # Whether a freed slot should wake the fetcher (see the module docstring).
         self._hungry = True
+        # Set while the fetcher is between leases, when cancelling it loses
+        # nothing. Inside a lease call (and the start that follows) the rows
+        # are already ours in the database: cancelling there would strand
+        # them, leased to a process that is gone, until they expire and burn
+        # an attempt (DESIGN invariant 8).
+        self._between_leases = asyncio.Event()
+        self._between_leases.set()
         self._wake = Wakeup(dsn=dsn, queue=self.queue, log=self.log)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -190,7 +199,7 @@ class Worker:
 
     async def _fetcher(self, pool: db.Pool) -> None:
         backoff = Backoff(base=0.2, cap=5.0)
-        while True:
+        while not self._stop.is_set():
             free = self.free_slots
             self._wake.clear()
             if free <= 0:
@@ -198,25 +207,32 @@ class Worker:
                 await self._wake.wait()  # a freed slot or a stop wakes us
                 continue
             started = tracing.now_ns()
+            retry_in: float | None = None
+            self._between_leases.clear()
             try:
                 got = await leases.lease(
                     pool, queue=self.queue, worker_id=self.worker_id, limit=free,
                     lease_seconds=self.settings.lease_seconds,
                 )
                 backoff.reset()
+                self._hungry = len(got) >= free
+                if got:
+                    await self._begin(pool, got, started)
             except errors.DatabaseUnavailable as exc:
                 self._db_errors.inc()
-                delay = backoff.next()
+                retry_in = backoff.next()
                 self.log.warning("cannot lease, will retry", error=str(exc),
-                                 retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-                continue
-            self._hungry = len(got) >= free
-            if got:
-                await self._begin(pool, got, started)
-            if not self._hungry:
+                                 retry_in=round(retry_in, 2))
+            finally:
+                self._between_leases.set()
+            if retry_in is not None:
+                await asyncio.sleep(retry_in)
+            elif not self._hungry:
                 # The queue looks drained: wait for a NOTIFY, a stop or the poll.
                 await self._wake.wait(self.settings.poll_seconds)
+        # Stopping: no more leases. Stay until the shutdown cancels this task;
+        # returning would look like a failed side task to run().
+        await asyncio.get_running_loop().create_future()
 
     async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
         self._leases_acquired.inc(len(got))
@@ -323,7 +339,19 @@ class Worker:
     # -- graceful stop --------------------------------------------------------------
 
     async def _shutdown(self, tasks: dict[str, asyncio.Task[None]], pool: db.Pool) -> None:
+        self._stop.set()  # no more leases, whatever ended the run
+        self._wake.set()
         fetcher = tasks["fetcher"]
+        if not self._between_leases.is_set():
+            # A lease in flight: let it and its start finish (milliseconds), so
+            # its jobs are held and then finish or are released like the rest.
+            # Bounded, in case the database hangs; a second signal cuts it short.
+            between = asyncio.create_task(self._between_leases.wait())
+            force = asyncio.create_task(self._force.wait())
+            await asyncio.wait([between, force], timeout=FLUSH_SECONDS,
+                               return_when=asyncio.FIRST_COMPLETED)
+            between.cancel()
+            force.cancel()
         fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
         jobs = [h.task for h in self.held.values() if h.task is not None and not h.finished]
