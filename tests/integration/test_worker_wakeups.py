@@ -80,3 +80,17 @@ async def test_wakeup_hears_jobs_queued_in_its_queue_and_nothing_else(
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
+
+
+async def test_without_listen_a_freed_slot_still_looks_for_new_work(
+    dsn: str, pool: db.Pool
+) -> None:
+    t = await factories.tenant(pool)
+    q = fresh_queue()
+    first = await submit(pool, t.id, 1, queue=q, type="sleep", data={"seconds": 0.5})
+    async with running(dsn, registry_with(), listen=False, queue=q, concurrency=2,
+                       poll_seconds=60):
+        await asyncio.sleep(0.2)  # the first job runs; the next poll is a minute away
+        later = await submit(pool, t.id, 1, queue=q)
+        # Nothing announces it (no LISTEN): the first job's freed slot finds it.
+        await settled(pool, first + later, timeout=5)

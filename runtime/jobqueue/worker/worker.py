@@ -3,11 +3,14 @@
 - `fetcher` leases as many jobs as there are free slots, when a NOTIFY says
   its queue has work or when the poll interval passes (always on: LISTEN
   can be off, e.g. behind PgBouncer, or miss events while reconnecting).
-  A freed slot wakes it only while the queue may hold more (the last lease
-  filled every free slot, or found none free), as River's producer does:
-  otherwise every finished job at light load would cost an empty lease, the
-  priciest statement of all. A tenant held back by its max_concurrent is
-  therefore served again at the next NOTIFY or poll;
+  With LISTEN on, a freed slot wakes it only while the queue may hold more
+  (the last lease filled every free slot, or found none free), as River's
+  producer does: otherwise every finished job at light load would cost an
+  empty lease, the priciest statement of all, while NOTIFY already says
+  when new work arrives. A tenant held back by its max_concurrent is
+  therefore served again at the next NOTIFY or poll. Without LISTEN
+  (--poll-only) every freed slot still wakes it: there, that is the only
+  prompt chance to see new work;
 - `heartbeat` extends every held lease at most every third of the lease
   duration; a lease the database no longer gives back is lost: its handler
   is cancelled and its result will not be written;
@@ -288,7 +291,7 @@ class Worker:
 
     def _release_slot(self, job_id: JobId) -> None:
         self.running.discard(job_id)
-        if self._hungry:
+        if self._hungry or not self.database.listen:
             self._wake.set()
 
     def _settled(self, settled: list[Lease]) -> None:
