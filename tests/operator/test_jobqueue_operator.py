@@ -310,16 +310,23 @@ async def test_editing_a_jobqueue_rolls_its_deployments(
         ns,
     )
 
-    def rolled() -> dict[str, Any] | None:
-        dep = deployment(cluster, f"{name}-worker", ns)
-        container = dep["spec"]["template"]["spec"]["containers"][0]
-        ok = container["image"].endswith(":2.0") and env_of(dep)["JOBQUEUE_WORKER_CONCURRENCY"]
-        return dep if ok == "32" else None
+    def image(dep: dict[str, Any]) -> str:
+        return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
 
-    after = await eventually(rolled, what="worker template updated")
+    def rolled() -> dict[str, Any] | None:
+        # One reconcile applies the worker, then the reaper: wait for both,
+        # or a read between the two applies sees a half-rolled pair.
+        dep = deployment(cluster, f"{name}-worker", ns)
+        reaper = deployment(cluster, f"{name}-reaper", ns)
+        ok = (
+            image(dep).endswith(":2.0")
+            and image(reaper).endswith(":2.0")
+            and env_of(dep)["JOBQUEUE_WORKER_CONCURRENCY"] == "32"
+        )
+        return dep if ok else None
+
+    after = await eventually(rolled, what="worker and reaper templates updated")
     assert after["metadata"]["generation"] > before["metadata"]["generation"]
-    reaper = deployment(cluster, f"{name}-reaper", ns)
-    assert reaper["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2.0")
     await eventually(
         lambda: cluster.get("JobQueue", name, ns)["status"]["observedGeneration"] == 2,
         what="observedGeneration 2",
