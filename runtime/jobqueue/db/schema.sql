@@ -199,9 +199,13 @@ BEGIN
     SELECT array_agg(l.id) INTO v_tenants
       FROM (SELECT t.id FROM tenants t
              WHERE t.enabled
-               AND EXISTS (SELECT 1 FROM jobs j
-                            WHERE j.tenant_id = t.id AND j.queue = p_queue
-                              AND j.status = 'queued' AND j.scheduled_at <= now())
+               -- A scalar probe, not EXISTS: the planner may turn EXISTS
+               -- into a semi-join that hashes every queued row when its
+               -- statistics say the table is small (version 3).
+               AND (SELECT true FROM jobs j
+                     WHERE j.tenant_id = t.id AND j.queue = p_queue
+                       AND j.status = 'queued' AND j.scheduled_at <= now()
+                     LIMIT 1)
              ORDER BY t.id
                FOR UPDATE OF t) l;
     IF v_tenants IS NULL THEN
