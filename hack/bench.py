@@ -30,15 +30,12 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import benchdb  # hack/benchdb.py, next to this file
 from jobqueue import db
-from jobqueue.db import jobs, migrations, stats, tenants
-from jobqueue.embedded import EmbeddedPostgres
+from jobqueue.db import jobs, stats, tenants
 from jobqueue.models import Job, JobStatus, NewJob, TenantId, TenantQuotas
 
 SECTIONS = ("drain", "latency", "http")
@@ -54,29 +51,9 @@ class Row:
     value: str
 
 
-@contextmanager
-def server(durable: bool) -> Iterator[str]:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    with EmbeddedPostgres(durable=durable) as pg:
-        yield pg.dsn
-
-
-async def fresh_db(server_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await db.connect(server_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + name
-    conn = await db.connect(dsn)
-    try:
-        await migrations.migrate(conn)
-    finally:
-        await conn.close()
+async def bench_db(server_dsn: str) -> str:
+    """A fresh database whose bench tenant has no concurrency cap."""
+    dsn = await benchdb.fresh_db(server_dsn)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     try:
         await tenants.upsert(pool, tenant_id=TENANT,
@@ -84,16 +61,6 @@ async def fresh_db(server_dsn: str) -> str:
     finally:
         await pool.close()
     return dsn
-
-
-async def drop_db(server_dsn: str, dsn: str) -> None:
-    # A drained database left behind keeps autovacuum busy on our two cores
-    # and slows the next section down.
-    admin = await db.connect(server_dsn)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {dsn.rsplit('/', 1)[1]} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 def start_workers(dsn: str, n: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
@@ -117,18 +84,6 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-def _stat(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        # The fields after the parenthesised command name, which may hold spaces.
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far (Linux /proc)."""
-    # utime and stime are fields 14 and 15 of /proc/PID/stat.
-    return sum(int(f[11]) + int(f[12]) for f in map(_stat, pids)) / os.sysconf("SC_CLK_TCK")
-
-
 def server_cpu_seconds(postmaster: int | None) -> float | None:
     """CPU time of the whole local server: the postmaster, its live children,
     and (cutime, cstime) the children it has reaped. None when not local."""
@@ -139,7 +94,7 @@ def server_cpu_seconds(postmaster: int | None) -> float | None:
         if not entry.isdigit():
             continue
         try:
-            f = _stat(int(entry))
+            f = benchdb.proc_stat(int(entry))
         except OSError:
             continue  # exited meanwhile
         if int(entry) == postmaster:
@@ -151,7 +106,7 @@ def server_cpu_seconds(postmaster: int | None) -> float | None:
 
 def _parent_postgres(backend: int) -> int | None:
     try:
-        parent = int(_stat(backend)[1])
+        parent = int(benchdb.proc_stat(backend)[1])
         with open(f"/proc/{parent}/cmdline", "rb") as f:
             return parent if b"postgres" in f.read() else None
     except OSError:
@@ -234,7 +189,7 @@ def per_1000(seconds: float | None, n: int) -> float | None:
 
 
 async def drain_once(server_dsn: str, n: int, workers: int, concurrency: int) -> Drain:
-    dsn = await fresh_db(server_dsn)
+    dsn = await bench_db(server_dsn)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     # The backlog waits behind a disabled tenant until the workers are up,
     # so the CPU time they use from then on is the drain's alone.
@@ -245,15 +200,15 @@ async def drain_once(server_dsn: str, n: int, workers: int, concurrency: int) ->
     try:
         postmaster = await find_postmaster(pool)
         await workers_ready(pool, workers, procs)
-        cpu0, server0 = cpu_seconds(pids), server_cpu_seconds(postmaster)
+        cpu0, server0 = benchdb.cpu_seconds(*pids), server_cpu_seconds(postmaster)
         await tenants.update(pool, tenant_id=TENANT, enabled=True)
         await settle(pool, procs)
-        cpu, server1 = cpu_seconds(pids) - cpu0, server_cpu_seconds(postmaster)
+        cpu, server1 = benchdb.cpu_seconds(*pids) - cpu0, server_cpu_seconds(postmaster)
         done = await all_jobs(pool)
     finally:
         stop_workers(procs)
         await pool.close()
-        await drop_db(server_dsn, dsn)
+        await benchdb.drop_db(server_dsn, dsn)
     ok = [j for j in done if j.status is JobStatus.SUCCEEDED]
     if len(ok) != n:
         raise RuntimeError(f"only {len(ok)} of {n} jobs succeeded")
@@ -288,25 +243,25 @@ async def drain_section(
 
 
 async def latency_section(server_dsn: str, n: int, every: float = 0.01) -> list[Row]:
-    dsn = await fresh_db(server_dsn)
+    dsn = await bench_db(server_dsn)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     procs = start_workers(dsn, 1, 10)
     try:
         postmaster = await find_postmaster(pool)
         await workers_ready(pool, 1, procs)
         await asyncio.sleep(1)  # LISTENing
-        cpu0, server0 = cpu_seconds([procs[0].pid]), server_cpu_seconds(postmaster)
+        cpu0, server0 = benchdb.cpu_seconds(procs[0].pid), server_cpu_seconds(postmaster)
         t0 = time.perf_counter()
         for i in range(n):
             await jobs.submit(pool, tenant_id=TENANT, job=NewJob(type="echo", data={"i": i}))
             await asyncio.sleep(max(0.0, t0 + (i + 1) * every - time.perf_counter()))
         await settle(pool, procs)
-        cpu, server1 = cpu_seconds([procs[0].pid]) - cpu0, server_cpu_seconds(postmaster)
+        cpu, server1 = benchdb.cpu_seconds(procs[0].pid) - cpu0, server_cpu_seconds(postmaster)
         found = await all_jobs(pool)
     finally:
         stop_workers(procs)
         await pool.close()
-        await drop_db(server_dsn, dsn)
+        await benchdb.drop_db(server_dsn, dsn)
     ms = sorted((j.started_at - j.created_at).total_seconds() * 1000
                 for j in found if j.started_at)
     q = statistics.quantiles(ms, n=100, method="inclusive")
@@ -350,13 +305,13 @@ async def main(args: argparse.Namespace) -> None:
     if only - set(SECTIONS):
         raise SystemExit(f"--only: unknown section(s) {sorted(only - set(SECTIONS))}")
     rows: list[Row] = []
-    with server(args.durable) as server_dsn:
+    with benchdb.server(args.durable) as server_dsn:
         if "drain" in only:
-            dsn = await fresh_db(server_dsn)
+            dsn = await bench_db(server_dsn)
             try:
                 _, rows = await submit_section(dsn, n)
             finally:
-                await drop_db(server_dsn, dsn)
+                await benchdb.drop_db(server_dsn, dsn)
             for workers in (1, 2):
                 rows += await drain_section(server_dsn, n, workers, args.concurrency, args.runs)
         if "latency" in only:

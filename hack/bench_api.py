@@ -33,9 +33,10 @@ from pathlib import Path
 
 import httpx
 
+import benchdb  # hack/benchdb.py, next to this file
 from jobqueue import apikeys, db
-from jobqueue.db import migrations, tenants
-from jobqueue.embedded import EmbeddedPostgres, free_port
+from jobqueue.db import tenants
+from jobqueue.embedded import free_port
 from jobqueue.models import TenantId, TenantQuotas
 
 TENANT = TenantId("bench")
@@ -65,31 +66,11 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _drop(server_dsn: str, dsn: str) -> None:
-    admin = await db.connect(server_dsn)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {dsn.rsplit('/', 1)[1]} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
 async def _prepare(server_dsn: str) -> tuple[str, str]:
     """A fresh migrated database and the bench tenant's API key."""
-    name = f"bench_api_{uuid.uuid4().hex[:8]}"
-    admin = await db.connect(server_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + name
+    dsn = await benchdb.fresh_db(server_dsn, "bench_api")
     conn = await db.connect(dsn)
     try:
-        await migrations.migrate(conn)
         await tenants.upsert(conn, tenant_id=TENANT, quotas=QUOTAS)
         key = apikeys.generate()
         await tenants.add_api_key(conn, tenant_id=TENANT, key_hash=apikeys.digest(key))
@@ -235,19 +216,19 @@ async def run_http_bench(
             client.headers["Authorization"] = f"Bearer {token}"
             await _singles(port, token, clients, warmup_seconds)
 
-            cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
-            me0 = _cpu_seconds(os.getpid())
+            cpu0, t0 = benchdb.cpu_seconds(pid), time.perf_counter()
+            me0 = benchdb.cpu_seconds(os.getpid())
             n, lat, errors = await _singles(port, token, clients, seconds)
             elapsed = time.perf_counter() - t0
-            cpu_single = (_cpu_seconds(pid) - cpu0) / elapsed * 100
-            cpu_driver = (_cpu_seconds(os.getpid()) - me0) / elapsed * 100
+            cpu_single = (benchdb.cpu_seconds(pid) - cpu0) / elapsed * 100
+            cpu_driver = (benchdb.cpu_seconds(os.getpid()) - me0) / elapsed * 100
 
-            cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+            cpu0, t0 = benchdb.cpu_seconds(pid), time.perf_counter()
             jobs, batch_lat = await _batches(client, batch_size, batches)
             batch_elapsed = time.perf_counter() - t0
-            cpu_batch = (_cpu_seconds(pid) - cpu0) / batch_elapsed * 100
+            cpu_batch = (benchdb.cpu_seconds(pid) - cpu0) / batch_elapsed * 100
     os.unlink(log)
-    await _drop(server_dsn, dsn)
+    await benchdb.drop_db(server_dsn, dsn)
     return HttpBenchResult(
         clients=clients,
         single_submits_per_second=n / elapsed,
@@ -296,12 +277,8 @@ def main() -> None:
             batches=args.batches,
         )
 
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        result = asyncio.run(go(url))
-    else:
-        with EmbeddedPostgres(durable=False) as pg:
-            result = asyncio.run(go(pg.dsn))
+    with benchdb.server() as server_dsn:
+        result = asyncio.run(go(server_dsn))
     if args.json:
         print(json.dumps(asdict(result), indent=2))
     else:

@@ -14,34 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
-import uuid
 
+import benchdb  # hack/benchdb.py, next to this file
 from jobqueue import db
-from jobqueue.db import jobs, leases, migrations, tenants
-from jobqueue.embedded import EmbeddedPostgres
+from jobqueue.db import jobs, leases, tenants
 from jobqueue.models import NewJob, TenantId, TenantQuotas, WorkerId
 
 TENANT = TenantId("bench")
 QUOTAS = TenantQuotas(max_concurrent=1_000_000)
-
-
-async def fresh_db(server_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await db.connect(server_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = server_dsn.rsplit("/", 1)[0] + "/" + name
-    conn = await db.connect(dsn)
-    try:
-        await migrations.migrate(conn)
-    finally:
-        await conn.close()
-    return dsn
 
 
 async def submit_batches(pool: db.Pool, n: int, batch: int = 1000) -> float:
@@ -92,7 +74,7 @@ async def lease_latency(pool: db.Pool, samples: int = 200, batch: int = 10) -> t
 
 
 async def run(server_dsn: str, n: int, batch: int) -> None:
-    dsn = await fresh_db(server_dsn)
+    dsn = await benchdb.fresh_db(server_dsn)
     pool = await db.create_pool(dsn, min_size=4, max_size=20)
     try:
         await tenants.upsert(pool, tenant_id=TENANT, quotas=QUOTAS)
@@ -124,12 +106,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=100, help="lease batch size")
     args = ap.parse_args()
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        asyncio.run(run(url, args.jobs, args.batch))
-        return
-    with EmbeddedPostgres(durable=False) as pg:
-        asyncio.run(run(pg.dsn, args.jobs, args.batch))
+    with benchdb.server() as server_dsn:
+        asyncio.run(run(server_dsn, args.jobs, args.batch))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from jobqueue import errors
 from jobqueue.db import Executor, queries, translate
 
 Q = queries.load("leaders")
@@ -27,6 +28,13 @@ async def acquire_or_renew(
     conn: Executor, *, name: str, candidate: str, lease_seconds: float
 ) -> Leadership:
     r = await conn.fetchrow(Q["acquire_or_renew"], name, candidate, lease_seconds)
+    if r is None:
+        # A rival's first claim of this name committed while ours waited on
+        # it: our INSERT yielded to its row, which this statement's snapshot
+        # predates. The next statement sees it.
+        r = await conn.fetchrow(Q["acquire_or_renew"], name, candidate, lease_seconds)
+    if r is None:
+        raise errors.DatabaseUnavailable(f"leader row {name!r} vanished while claiming it")
     return Leadership(r["holder"], r["expires_at"], r["transitions"])
 
 

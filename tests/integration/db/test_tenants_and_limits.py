@@ -79,6 +79,23 @@ async def test_one_leader_at_a_time_and_takeover_after_expiry(pool: db.Pool) -> 
     assert taken.holder == "b" and taken.transitions == 1
 
 
+async def test_racing_first_claims_all_name_the_one_leader(pool: db.Pool) -> None:
+    """Candidates starting together on a fresh lease name: the losers' INSERT
+    waits for the winner's, then finds a row its snapshot cannot see. Each
+    must still get an answer naming the winner (a reaper once crashed here)."""
+    for round_ in range(20):
+        name = f"race-{round_}"
+        got = await asyncio.gather(
+            *(
+                leaders.acquire_or_renew(pool, name=name, candidate=f"c{i}", lease_seconds=30)
+                for i in range(8)
+            )
+        )
+        holders = {g.holder for g in got}
+        assert len(holders) == 1, holders
+        assert {g.transitions for g in got} == {0}
+
+
 async def test_depth_counts_by_status_and_reports_the_oldest_ready_age(pool: db.Pool) -> None:
     a = await factories.tenant(pool)
     b = await factories.tenant(pool)
