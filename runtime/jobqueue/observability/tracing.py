@@ -5,6 +5,9 @@ The API opens `submit_job` and stores `inject()` in the job row
 carrier as `parent` of `acquire_lease`, `execute_job` and `ack_job`, so all
 four spans share one trace id although they run in different processes.
 Spans carry `job_attributes(...)`: job_id, tenant_id, worker_id, attempt.
+A batch request has a `submit_batch` span and each of its jobs a
+`submit_job` span of its own (`job_spans`); a job stored without a carrier
+(CLI, db layer) gets its worker's `acquire_lease` as root (`record_root`).
 
 Off costs nothing: unless OTEL_* configures an exporter (or a test passes
 one to `setup`), the SDK is never imported, `span()` returns one shared
@@ -20,14 +23,14 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, Link, Span, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
@@ -184,6 +187,80 @@ def record(
     if error is not None:
         s.set_status(Status(StatusCode.ERROR, error))
     s.end(end_time=end_time if end_time is not None else now_ns())
+
+
+def record_root(
+    name: str, *, start_time: int, end_time: int, attributes: Attributes | None = None
+) -> dict[str, str]:
+    """Record a finished span that starts a trace of its own; returns its
+    carrier, so the job's later spans join it ({} when tracing is off).
+
+    For a job that arrived without a trace context (submitted through the
+    CLI or the db layer): its first worker span becomes the root, instead of
+    each of its spans starting a trace alone.
+    """
+    tracer = _state.tracer
+    if tracer is None:
+        return {}
+    s = tracer.start_span(name, context=_EMPTY, attributes=attributes, start_time=start_time)
+    s.end(end_time=end_time)
+    return _carrier_of(s)
+
+
+class JobSpans:
+    """The open `submit_job` spans of one batch's jobs; see `job_spans`."""
+
+    def __init__(self, spans: list[Span], count: int) -> None:
+        self._spans = spans
+        self.carriers = [_carrier_of(s) for s in spans] if spans else [{}] * count
+
+    def name(self, job_ids: Sequence[object | None]) -> None:
+        """Tag each span with its job's id, once the batch is stored."""
+        for s, job_id in zip(self._spans, job_ids, strict=False):
+            if job_id is not None:
+                s.set_attribute("job_id", str(job_id))
+
+
+@contextlib.contextmanager
+def job_spans(
+    count: int, *, parent: Mapping[str, str] | None, attributes: Attributes | None = None
+) -> Iterator[JobSpans]:
+    """One `submit_job` span per job of a batch request, open while inside;
+    `carriers` are what each job stores. Nothing at all when tracing is off.
+
+    Enter inside the batch's own span. One trace per job, as for single
+    submits: without a caller's `parent` each job's span is the root of a
+    trace of its own, linked to the batch span; with one, the jobs join the
+    caller's trace as children of the batch span, as a single submit would.
+    """
+    tracer = _state.tracer
+    if tracer is None:
+        yield JobSpans([], count)
+        return
+    batch = trace.get_current_span().get_span_context()
+    if parent:
+        ctx, links = None, None
+    else:
+        ctx, links = _EMPTY, [Link(batch)] if batch.is_valid else None
+    spans = [
+        tracer.start_span("submit_job", context=ctx, attributes=attributes, links=links)
+        for _ in range(count)
+    ]
+    try:
+        yield JobSpans(spans, count)
+    except BaseException as exc:
+        for s in spans:
+            s.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        for s in spans:
+            s.end()
+
+
+def _carrier_of(s: Span) -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(s))
+    return carrier
 
 
 def now_ns() -> int:

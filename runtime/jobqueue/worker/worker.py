@@ -29,6 +29,7 @@ without burning an attempt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import socket
@@ -240,11 +241,7 @@ class Worker:
     async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
         self._leases_acquired.inc(len(got))
         if tracing.enabled():
-            ended = tracing.now_ns()
-            for lease in got:
-                tracing.record("acquire_lease", parent=lease.job.trace_context,
-                               start_time=started_ns, end_time=ended,
-                               attributes=self._attrs(lease))
+            got = self._trace_acquired(got, started_ns)
         held = [(lease.job_id, lease.token) for lease in got]
         try:
             ok = await leases.start(pool, held=held)
@@ -265,6 +262,24 @@ class Worker:
             self.running.add(lease.job_id)
             h.task = asyncio.create_task(self._execute(h), name=f"job:{lease.job_id}")
         self._gauge()
+
+    def _trace_acquired(self, got: list[Lease], started_ns: int) -> list[Lease]:
+        """Each job's acquire_lease span. A job that came without a trace
+        context (CLI, db layer) gets this span as its root, so its later
+        spans join it rather than each starting a trace alone."""
+        ended = tracing.now_ns()
+        out = []
+        for lease in got:
+            job = lease.job
+            if job.trace_context:
+                tracing.record("acquire_lease", parent=job.trace_context, start_time=started_ns,
+                               end_time=ended, attributes=self._attrs(lease))
+            else:
+                carrier = tracing.record_root("acquire_lease", start_time=started_ns,
+                                              end_time=ended, attributes=self._attrs(lease))
+                lease = Lease(dataclasses.replace(job, trace_context=carrier))
+            out.append(lease)
+        return out
 
     def _attrs(self, lease: Lease) -> tracing.Attributes:
         job = lease.job

@@ -168,10 +168,17 @@ async def submit_batch(
         )
     for i, item in enumerate(body.jobs):
         _check_payload(item.data, rt.settings.max_payload_bytes, f"jobs[{i}].data")
+    incoming = _incoming_trace(request)
     attrs: dict[str, str | int] = {"tenant_id": tenant.id, "batch_size": len(body.jobs)}
-    with tracing.span("submit_job", parent=_incoming_trace(request), attributes=attrs):
-        carrier = tracing.inject()
-        new = [_new_job(item, item.idempotency_key, carrier) for item in body.jobs]
+    with (
+        tracing.span("submit_batch", parent=incoming, attributes=attrs),
+        tracing.job_spans(len(body.jobs), parent=incoming,
+                          attributes={"tenant_id": tenant.id}) as spans,
+    ):
+        new = [
+            _new_job(item, item.idempotency_key, carrier)
+            for item, carrier in zip(body.jobs, spans.carriers, strict=True)
+        ]
         async with rt.deadline():
             if rt.backlog.must_check(tenant.id, tenant.max_queued, adding=len(new)):
                 queued = sum(
@@ -186,6 +193,7 @@ async def submit_batch(
                         retry_after=5.0,
                     )
             results = await jobs.submit_many(rt.pool, tenant_id=tenant.id, jobs=new)
+        spans.name([r.job.id if isinstance(r, Submitted) else None for r in results])
     out: list[BatchItemOut] = []
     for i, r in enumerate(results):
         if isinstance(r, errors.IdempotencyConflict):
