@@ -12,8 +12,8 @@
   (--poll-only) every freed slot still wakes it: there, that is the only
   prompt chance to see new work;
 - `heartbeat` extends every held lease at most every third of the lease
-  duration; a lease the database no longer gives back is lost: its handler
-  is cancelled and its result will not be written;
+  duration (heartbeat.py); a lease the database no longer gives back is
+  lost: its handler is cancelled and its result will not be written;
 - `completer` batches acks (see completer.py);
 - `listener` keeps a LISTEN connection open, reconnecting with backoff.
 
@@ -40,13 +40,15 @@ from typing import Any
 
 from jobqueue import db, errors
 from jobqueue.db import leases
-from jobqueue.models import JobId, Lease, WorkerId
+from jobqueue.models import JobId, Lease, LeaseToken, WorkerId
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics, tracing
 from jobqueue.settings import DatabaseSettings, WorkerSettings
+from jobqueue.worker import release
 from jobqueue.worker.backoff import Backoff
 from jobqueue.worker.completer import Completer, Completion
 from jobqueue.worker.handlers import Registry
+from jobqueue.worker.heartbeat import Heartbeat
 from jobqueue.worker.runner import RetryPolicy, Runner
 from jobqueue.worker.wakeup import Wakeup
 
@@ -150,7 +152,11 @@ class Worker:
         )
         side = {
             "fetcher": self._fetcher(pool),
-            "heartbeat": self._heartbeat(pool),
+            "heartbeat": Heartbeat(
+                pool=pool, every=self.heartbeat_seconds,
+                lease_seconds=self.settings.lease_seconds, held=self._held_leases,
+                on_lost=self._not_extended, log=self.log, db_errors=self._db_errors,
+            ).run(),
             "completer": self._completer.run(),
         }
         if self.database.listen:
@@ -332,27 +338,16 @@ class Worker:
 
     # -- heartbeats -----------------------------------------------------------------
 
-    async def _heartbeat(self, pool: db.Pool) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_seconds)
-            snapshot = [(jid, h.lease.token) for jid, h in self.held.items()]
-            if not snapshot:
-                continue
-            try:
-                still = await leases.heartbeat(pool, held=snapshot,
-                                               lease_seconds=self.settings.lease_seconds)
-            except errors.DatabaseUnavailable as exc:
-                self._db_errors.inc()
-                self.log.warning("heartbeat failed, will retry", error=str(exc),
-                                 leases=len(snapshot))
-                continue
-            for jid, token in snapshot:
-                h = self.held.get(jid)
-                # Finished ones are the completer's to judge: an ack may have
-                # landed between this statement and its answer.
-                if jid in still or h is None or h.lease.token != token or h.finished:
-                    continue
-                self._lose(h, "heartbeat: the job was re-queued, cancelled or finished elsewhere")
+    def _held_leases(self) -> list[tuple[JobId, LeaseToken]]:
+        return [(jid, h.lease.token) for jid, h in self.held.items()]
+
+    def _not_extended(self, jid: JobId, token: LeaseToken) -> None:
+        h = self.held.get(jid)
+        # Finished ones are the completer's to judge: an ack may have landed
+        # between the heartbeat statement and its answer.
+        if h is None or h.lease.token != token or h.finished:
+            return
+        self._lose(h, "heartbeat: the job was re-queued, cancelled or finished elsewhere")
 
     # -- graceful stop --------------------------------------------------------------
 
@@ -388,7 +383,11 @@ class Worker:
                 h.task.cancel()
         await asyncio.gather(*(h.task for h in leftover if h.task), return_exceptions=True)
         if leftover:
-            await self._release(pool, leftover)
+            await release.release(pool, held=[(h.lease.job_id, h.lease.token) for h in leftover],
+                                  deadline_seconds=FLUSH_SECONDS, log=self.log)
+            for h in leftover:
+                self.held.pop(h.lease.job_id, None)
+                self.running.discard(h.lease.job_id)
         completer = tasks["completer"]
         if (
             self._completer is not None
@@ -401,23 +400,3 @@ class Worker:
             task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         await pool.close()
-
-    async def _release(self, pool: db.Pool, leftover: list[Held]) -> None:
-        held = [(h.lease.job_id, h.lease.token) for h in leftover]
-        backoff = Backoff(base=0.2, cap=2.0)
-        deadline = time.monotonic() + FLUSH_SECONDS
-        while True:
-            try:
-                released = await leases.release(pool, held=held)
-                break
-            except errors.DatabaseUnavailable as exc:
-                if time.monotonic() > deadline:
-                    self.log.error("cannot release leases; they will expire", error=str(exc),
-                                   jobs=len(held))
-                    return
-                await asyncio.sleep(backoff.next())
-        for h in leftover:
-            self.held.pop(h.lease.job_id, None)
-            self.running.discard(h.lease.job_id)
-        self.log.info("released unfinished jobs without burning an attempt",
-                      released=len(released), lost=len(held) - len(released))
