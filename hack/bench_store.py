@@ -2,7 +2,8 @@
 """Benchmark the db layer alone (no worker, no HTTP) on an embedded Postgres.
 
 Prints: batch-submit jobs/s; lease+ack jobs/s with 1, 4 and 16 concurrent
-leasers; lease latency with 1,000 and 100,000 jobs queued.
+leasers; lease latency with 1,000 and 100,000 jobs queued; lease latency
+and throughput with 10, 100 and 1,000 tenants all backlogged.
 
     python hack/bench_store.py [--jobs 20000] [--batch 100]
 
@@ -73,6 +74,29 @@ async def lease_latency(pool: db.Pool, samples: int = 200, batch: int = 10) -> t
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
 
 
+async def many_tenants(server_dsn: str, count: int, batch: int = 50) -> tuple[float, float, float]:
+    """Lease latency p50/p99 (ms) and lease+ack jobs/s with `count` tenants,
+    every one backlogged: the cost of fairness across tenants."""
+    per_tenant = max(100, 20_000 // count)
+    dsn = await benchdb.fresh_db(server_dsn)
+    pool = await db.create_pool(dsn, min_size=4, max_size=20)
+    try:
+        ids = [TenantId(f"t{i:05d}") for i in range(count)]
+        for tid in ids:
+            await tenants.upsert(pool, tenant_id=tid, quotas=QUOTAS)
+        for tid in ids:
+            await jobs.submit_many(pool, tenant_id=tid,
+                                   jobs=[NewJob(type="noop") for _ in range(per_tenant)])
+        await pool.execute("VACUUM ANALYZE jobs")
+        samples = 100
+        p50, p99 = await lease_latency(pool, samples=samples, batch=batch)
+        rate = await lease_ack(pool, count * per_tenant - samples * batch, 4, batch)
+        return p50, p99, rate
+    finally:
+        await pool.close()
+        await benchdb.drop_db(server_dsn, dsn)
+
+
 async def run(server_dsn: str, n: int, batch: int) -> None:
     dsn = await benchdb.fresh_db(server_dsn)
     pool = await db.create_pool(dsn, min_size=4, max_size=20)
@@ -101,13 +125,28 @@ async def run(server_dsn: str, n: int, batch: int) -> None:
         await pool.close()
 
 
+async def run_tenants(server_dsn: str, counts: list[int]) -> None:
+    for count in counts:
+        p50, p99, rate = await many_tenants(server_dsn, count)
+        print(f"{count:>5,} backlogged tenants, batch 50  lease p50 {p50:6.2f} ms"
+              f"   p99 {p99:6.2f} ms   lease+ack x4 {rate:8,.0f} jobs/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=100, help="lease batch size")
+    ap.add_argument("--tenants", default="10,100,1000",
+                    help="backlogged tenant counts for the fairness section ('' skips it)")
+    ap.add_argument("--only-tenants", action="store_true", help="just the fairness section")
     args = ap.parse_args()
+    counts = [int(c) for c in args.tenants.split(",") if c]
     with benchdb.server() as server_dsn:
-        asyncio.run(run(server_dsn, args.jobs, args.batch))
+        if args.only_tenants:
+            asyncio.run(run_tenants(server_dsn, counts))
+        else:
+            asyncio.run(run(server_dsn, args.jobs, args.batch))
+            asyncio.run(run_tenants(server_dsn, counts))
 
 
 if __name__ == "__main__":

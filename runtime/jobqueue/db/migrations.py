@@ -7,10 +7,13 @@ finds nothing to do; a failing file leaves the database as it was.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 
+from jobqueue import errors
 from jobqueue.db import Executor, queries, translate
 
 Q = queries.load("migrations")
@@ -24,13 +27,23 @@ class Migration:
     sql: str = field(repr=False)
 
 
-def available() -> list[Migration]:
+def available(folder: Traversable | None = None) -> list[Migration]:
+    """The migration files in order; `folder` defaults to the package's own."""
+    folder = folder or resources.files("jobqueue.db").joinpath("versions")
     found = []
-    for entry in resources.files("jobqueue.db").joinpath("versions").iterdir():
+    for entry in folder.iterdir():
         m = _FILE.match(entry.name)
         if m:
             found.append(Migration(int(m.group(1)), m.group(2), entry.read_text()))
     found.sort(key=lambda mig: mig.version)
+    for before, after in itertools.pairwise(found):
+        if before.version == after.version:
+            # Two branches each added "the next" file: say so, rather than
+            # fail half-way with a duplicate key on schema_migrations.
+            raise errors.InvalidInput(
+                f"two migrations share version {after.version}: "
+                f"{before.version:04d}_{before.name}.sql and {after.version:04d}_{after.name}.sql"
+            )
     return found
 
 

@@ -171,14 +171,22 @@ CREATE TRIGGER jobs_events_update AFTER UPDATE ON jobs
 --
 -- 1. Lock the queue row: leasers of one queue take turns, so the virtual
 --    clock and the tenant quotas are read and written by one at a time.
--- 2. Lock every tenant with ready work here, in id order (no deadlock with
---    leasers of other queues that share tenants). Probing each tenant's
---    head of the ready index keeps this cheap whatever the backlog.
+-- 2. Choose the candidate tenants: enabled, with ready work here and a free
+--    slot, and among those the p_limit with the smallest start tags. No
+--    other tenant can win a slot this round (p_limit first jobs already
+--    have smaller tags), so however many tenants are backlogged, a lease
+--    touches at most p_limit of them. Lock them in id order (no deadlock
+--    with leasers of other queues that share tenants); FOR NO KEY UPDATE,
+--    so submissions (whose foreign key takes KEY SHARE) never wait on it.
 -- 3. In a new statement (READ COMMITTED gives it a fresh snapshot, after
---    the locks) count each tenant's active jobs, so max_concurrent holds
+--    the locks) count each candidate's active jobs, so max_concurrent holds
 --    exactly: there is no count-then-lease race.
--- 4. Serve tenants by start-time fair queueing (weights), each tenant's jobs
---    by priority then FIFO, skipping rows another leaser holds.
+-- 4. Serve the candidates by start-time fair queueing (weights): share the
+--    p_limit slots out on virtual tags first, without reading a job, then
+--    lock exactly each tenant's share of its jobs (priority, then FIFO,
+--    skipping rows another transaction holds). Version 1 locked up to
+--    p_limit jobs of every tenant and kept p_limit of them: 24 ms a lease
+--    of 50 with 10 backlogged tenants, 130 ms with 1,000.
 CREATE FUNCTION jobqueue_lease(
     p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision
 ) RETURNS SETOF jobs
@@ -198,16 +206,33 @@ BEGIN
 
     SELECT array_agg(l.id) INTO v_tenants
       FROM (SELECT t.id FROM tenants t
-             WHERE t.enabled
-               -- A scalar probe, not EXISTS: the planner may turn EXISTS
-               -- into a semi-join that hashes every queued row when its
-               -- statistics say the table is small (version 3).
-               AND (SELECT true FROM jobs j
-                     WHERE j.tenant_id = t.id AND j.queue = p_queue
-                       AND j.status = 'queued' AND j.scheduled_at <= now()
-                     LIMIT 1)
+             WHERE t.id IN (
+                   SELECT e.id
+                     FROM tenants e
+                    WHERE e.enabled
+                      -- A scalar probe, not EXISTS: the planner may turn
+                      -- EXISTS into a semi-join that hashes every queued
+                      -- row when its statistics say the table is small.
+                      -- The ORDER BY is the index's: without it, a LIMIT
+                      -- over rows it believes common invites a seq scan.
+                      AND (SELECT true FROM jobs j
+                            WHERE j.tenant_id = e.id AND j.queue = p_queue
+                              AND j.status = 'queued' AND j.scheduled_at <= now()
+                            ORDER BY j.priority DESC, j.scheduled_at, j.seq
+                            LIMIT 1)
+                      AND e.max_concurrent > (SELECT count(*) FROM jobs a
+                                               WHERE a.tenant_id = e.id
+                                                 AND a.status IN ('leased', 'running'))
+                    -- The start tag by key lookup: a join here was planned
+                    -- as a nested loop over every fair_share row per tenant.
+                    ORDER BY greatest(coalesce((SELECT f.finish_tag FROM fair_share f
+                                                 WHERE f.queue = p_queue
+                                                   AND f.tenant_id = e.id), 0),
+                                      v_clock),
+                             e.id
+                    LIMIT p_limit)
              ORDER BY t.id
-               FOR UPDATE OF t) l;
+               FOR NO KEY UPDATE OF t) l;
     IF v_tenants IS NULL THEN
         RETURN;
     END IF;
@@ -216,32 +241,49 @@ BEGIN
     WITH cand AS (
         SELECT t.id AS tenant_id,
                t.weight::double precision AS weight,
-               t.max_concurrent - (SELECT count(*) FROM jobs a
-                                    WHERE a.tenant_id = t.id
-                                      AND a.status IN ('leased', 'running')) AS free,
-               greatest(coalesce(f.finish_tag, 0), v_clock) AS start_tag
+               greatest(coalesce(f.finish_tag, 0), v_clock) AS start_tag,
+               least(t.max_concurrent - (SELECT count(*) FROM jobs a
+                                          WHERE a.tenant_id = t.id
+                                            AND a.status IN ('leased', 'running')),
+                     (SELECT count(*) FROM (SELECT 1 FROM jobs r
+                                             WHERE r.tenant_id = t.id AND r.queue = p_queue
+                                               AND r.status = 'queued'
+                                               AND r.scheduled_at <= now()
+                                             ORDER BY r.priority DESC, r.scheduled_at, r.seq
+                                             LIMIT p_limit) ready)) AS room
           FROM tenants t
           LEFT JOIN fair_share f ON f.queue = p_queue AND f.tenant_id = t.id
          WHERE t.id = ANY (v_tenants)
     ),
-    picks AS (
-        SELECT j.id, c.tenant_id, c.weight,
-               c.start_tag + (row_number() OVER (
-                   PARTITION BY c.tenant_id
-                   ORDER BY j.priority DESC, j.scheduled_at, j.seq) - 1) / c.weight AS tag
+    slots AS (
+        SELECT c.tenant_id, c.start_tag + k / c.weight AS tag
           FROM cand c
+         CROSS JOIN LATERAL generate_series(0, c.room - 1) AS k
+         ORDER BY tag, c.tenant_id
+         LIMIT p_limit
+    ),
+    allot AS (
+        SELECT c.tenant_id, c.weight, c.start_tag, count(*) AS n
+          FROM slots s JOIN cand c USING (tenant_id)
+         GROUP BY c.tenant_id, c.weight, c.start_tag
+    ),
+    picks AS (
+        SELECT j.id, a.tenant_id, a.weight,
+               a.start_tag + (row_number() OVER (
+                   PARTITION BY a.tenant_id
+                   ORDER BY j.priority DESC, j.scheduled_at, j.seq) - 1) / a.weight AS tag
+          FROM allot a
          CROSS JOIN LATERAL (
                SELECT r.id, r.priority, r.scheduled_at, r.seq
                  FROM jobs r
-                WHERE r.tenant_id = c.tenant_id AND r.queue = p_queue
+                WHERE r.tenant_id = a.tenant_id AND r.queue = p_queue
                   AND r.status = 'queued' AND r.scheduled_at <= now()
                 ORDER BY r.priority DESC, r.scheduled_at, r.seq
-                LIMIT least(c.free, p_limit)
+                LIMIT a.n
                   FOR UPDATE SKIP LOCKED) j
-         WHERE c.free > 0
-    ),
-    chosen AS (
-        SELECT * FROM picks ORDER BY tag, tenant_id LIMIT p_limit
+         -- Never more, and it tells the planner so: unbounded, it guessed
+         -- thousands of picks and hashed the whole table to update ten.
+         LIMIT p_limit
     ),
     done AS (
         UPDATE jobs
@@ -252,19 +294,19 @@ BEGIN
                lease_expires_at = now() + make_interval(secs => p_lease_seconds),
                leased_at = now(),
                updated_at = now()
-          FROM chosen
-         WHERE jobs.id = chosen.id
+          FROM picks
+         WHERE jobs.id = picks.id
         RETURNING jobs.*
     ),
     finish AS (
         INSERT INTO fair_share AS f (queue, tenant_id, finish_tag)
-        SELECT p_queue, c.tenant_id, max(c.tag) + 1 / min(c.weight)
-          FROM chosen c GROUP BY c.tenant_id
+        SELECT p_queue, p.tenant_id, max(p.tag) + 1 / min(p.weight)
+          FROM picks p GROUP BY p.tenant_id
         ON CONFLICT (queue, tenant_id) DO UPDATE SET finish_tag = excluded.finish_tag
     ),
     clock AS (
-        UPDATE queues SET vclock = (SELECT max(tag) FROM chosen)
-         WHERE name = p_queue AND EXISTS (SELECT 1 FROM chosen)
+        UPDATE queues SET vclock = (SELECT max(tag) FROM picks)
+         WHERE name = p_queue AND EXISTS (SELECT 1 FROM picks)
     )
     SELECT * FROM done;
 END;

@@ -4,10 +4,11 @@ and every named query prepares against it."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from jobqueue import db
+from jobqueue import db, errors
 from jobqueue.db import jobs, leases, migrations, queries, queues
 from jobqueue.models import NewJob, WorkerId
 from tests import factories
@@ -32,6 +33,15 @@ async def test_migrations_run_twice_without_error(pg_server: PgServer) -> None:
         assert second == []
     finally:
         await drop_database(pg_server, name)
+
+
+def test_two_files_of_one_version_are_refused_by_name(tmp_path: Path) -> None:
+    for name in ("0001_init.sql", "0002_a.sql", "0002_b.sql"):
+        (tmp_path / name).write_text("SELECT 1;")
+    with pytest.raises(errors.InvalidInput, match=r"0002_a\.sql and 0002_b\.sql"):
+        migrations.available(tmp_path)
+    (tmp_path / "0002_b.sql").rename(tmp_path / "0003_b.sql")
+    assert [m.version for m in migrations.available(tmp_path)] == [1, 2, 3]
 
 
 async def test_concurrent_migrations_apply_each_file_once(pg_server: PgServer) -> None:

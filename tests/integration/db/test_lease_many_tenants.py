@@ -1,0 +1,108 @@
+"""A lease over many backlogged tenants: it locks only what it takes, serves
+every tenant in turn although it looks at no more than `limit` of them, and
+never makes a submission wait."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+from jobqueue import db
+from jobqueue.db import leases
+from jobqueue.models import TenantId, WorkerId
+from tests import factories
+
+
+async def _locked(dsn: str, table: str, mode: str) -> int:
+    """Rows of `table` that another transaction holds in a lock that
+    conflicts with `mode`, right now."""
+    conn = await db.connect(dsn)
+    try:
+        total = await conn.fetchval(f"SELECT count(*) FROM {table}")
+        free = await conn.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} FOR {mode} SKIP LOCKED) q"
+        )
+        return int(total - free)
+    finally:
+        await conn.close()
+
+
+async def test_a_lease_locks_only_the_jobs_it_takes_and_at_most_limit_tenants(
+    dsn: str, pool: db.Pool
+) -> None:
+    owners = [await factories.tenant(pool, max_concurrent=1000) for _ in range(12)]
+    for t in owners:
+        await factories.backlog(pool, t.id, 40)
+    conn = await db.connect(dsn)
+    try:
+        async with conn.transaction():  # hold the lease's locks while we look
+            got = await leases.lease(conn, queue="default", worker_id=WorkerId("w"), limit=5,
+                                     lease_seconds=60)
+            assert len(got) == 5
+            jobs_locked = await _locked(dsn, "jobs", "UPDATE")
+            tenants_locked = await _locked(dsn, "tenants", "KEY SHARE")
+            no_key_locked = await _locked(dsn, "tenants", "NO KEY UPDATE")
+    finally:
+        await conn.close()
+    assert jobs_locked == 5  # the five it leased; every tenant had 40 to offer
+    assert tenants_locked == 0  # submissions' foreign keys never wait on a lease
+    assert no_key_locked == 5  # one candidate per slot at most, not all twelve
+
+
+async def test_more_tenants_than_slots_are_all_served_in_turn(pool: db.Pool) -> None:
+    owners = [await factories.tenant(pool, max_concurrent=1000) for _ in range(20)]
+    for t in owners:
+        await factories.backlog(pool, t.id, 10)
+    served: collections.Counter[TenantId] = collections.Counter()
+    for _ in range(8):  # 8 rounds of 5 slots: every tenant exactly twice
+        batch = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=5,
+                                   lease_seconds=60)
+        assert len(batch) == 5
+        served.update(h.job.tenant_id for h in batch)
+        await leases.ack(pool, done=[(h.job_id, h.token, None) for h in batch])
+    assert set(served) == {t.id for t in owners}
+    assert set(served.values()) == {2}
+
+
+async def test_a_tenant_with_few_jobs_leaves_its_slots_to_the_others(pool: db.Pool) -> None:
+    sparse = [await factories.tenant(pool, max_concurrent=1000) for _ in range(3)]
+    deep = await factories.tenant(pool, max_concurrent=1000)
+    for t in sparse:
+        await factories.backlog(pool, t.id, 1)
+    await factories.backlog(pool, deep.id, 100)
+    batch = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=20,
+                               lease_seconds=60)
+    by_tenant = collections.Counter(h.job.tenant_id for h in batch)
+    assert len(batch) == 20  # a full batch although three tenants had one job each
+    assert by_tenant[deep.id] == 17
+    assert all(by_tenant[t.id] == 1 for t in sparse)
+
+
+async def test_saturated_tenants_do_not_hide_the_others(pool: db.Pool) -> None:
+    """Tenants at max_concurrent keep the smallest start tags (they are not
+    served, so their tags stand still); the lease must look past them."""
+    full = [await factories.tenant(pool, max_concurrent=1) for _ in range(6)]
+    other = await factories.tenant(pool, max_concurrent=1000)
+    for t in full:
+        await factories.backlog(pool, t.id, 5)
+    first = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=6,
+                               lease_seconds=60)
+    assert {h.job.tenant_id for h in first} == {t.id for t in full}  # each now at its cap
+    await factories.backlog(pool, other.id, 5)
+    nxt = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=3,
+                             lease_seconds=60)
+    assert [h.job.tenant_id for h in nxt] == [other.id] * 3
+
+
+async def test_submissions_do_not_wait_for_a_lease_in_progress(dsn: str, pool: db.Pool) -> None:
+    t = await factories.tenant(pool)
+    await factories.backlog(pool, t.id, 3)
+    conn = await db.connect(dsn)
+    try:
+        async with conn.transaction():
+            await leases.lease(conn, queue="default", worker_id=WorkerId("w"), limit=1,
+                               lease_seconds=60)
+            # The tenant row is locked by the open lease; a submit must not queue behind it.
+            await asyncio.wait_for(factories.submit(pool, t.id), timeout=5)
+    finally:
+        await conn.close()
