@@ -10,10 +10,12 @@ PostgreSQL refuses to run as root.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -126,7 +128,20 @@ class EmbeddedPostgres:
                 "--no-instructions",
             )
         self._pg_ctl_start()
+        if self._own_dir:
+            self._watch_owner()
         return self.dsn
+
+    def _watch_owner(self) -> None:
+        """Stop the server and remove its folder if this process dies
+        without cleanup(): pg_ctl detaches the postmaster, so a killed test
+        run or `jobqueue dev` would otherwise leave servers running."""
+        subprocess.Popen(
+            [sys.executable, "-m", "jobqueue.embedded", "--watch", str(os.getpid()),
+             str(self.data_dir), self._user or ""],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C to our process group must not reach it
+        )
 
     def _pg_ctl_start(self) -> None:
         opts = [
@@ -184,3 +199,39 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch(owner: int, data_dir: Path, user: str) -> None:
+    """Wait for `owner` to exit, then stop its server (if still up) and
+    remove the folder. Runs in a process of its own (see _watch_owner)."""
+    try:
+        fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        pass  # already gone
+    except OSError:  # a kernel before 5.3: poll instead
+        while _alive(owner):
+            time.sleep(1.0)
+    else:
+        select.select([fd], [], [])  # readable once the process has exited
+        os.close(fd)
+    if not data_dir.exists():
+        return  # cleanup() ran
+    pg = EmbeddedPostgres(data_dir)
+    pg._user = user or None
+    pg.stop("immediate")
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--watch":
+        _watch(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
