@@ -172,7 +172,8 @@ CREATE TRIGGER jobs_events_update AFTER UPDATE ON jobs
 -- 1. Lock the queue row: leasers of one queue take turns, so the virtual
 --    clock and the tenant quotas are read and written by one at a time.
 -- 2. Choose the candidate tenants: enabled, with ready work here and a free
---    slot, and among those the p_limit with the smallest start tags. No
+--    slot (found from the ready index, so tenants with nothing queued cost
+--    nothing), and among those the p_limit with the smallest start tags. No
 --    other tenant can win a slot this round (p_limit first jobs already
 --    have smaller tags), so however many tenants are backlogged, a lease
 --    touches at most p_limit of them. Lock them in id order (no deadlock
@@ -208,7 +209,19 @@ BEGIN
       FROM (SELECT t.id FROM tenants t
              WHERE t.id IN (
                    SELECT e.id
-                     FROM tenants e
+                     FROM (WITH RECURSIVE queued (id) AS (
+                               -- Tenants with queued jobs in any queue, by a
+                               -- skip scan of the ready index: one probe per
+                               -- such tenant, so idle tenants cost nothing.
+                               (SELECT j.tenant_id FROM jobs j WHERE j.status = 'queued'
+                                 ORDER BY j.tenant_id LIMIT 1)
+                               UNION ALL
+                               SELECT (SELECT j.tenant_id FROM jobs j
+                                        WHERE j.status = 'queued' AND j.tenant_id > q.id
+                                        ORDER BY j.tenant_id LIMIT 1)
+                                 FROM queued q WHERE q.id IS NOT NULL)
+                           SELECT id FROM queued WHERE id IS NOT NULL) w
+                     JOIN tenants e ON e.id = w.id
                     WHERE e.enabled
                       -- A scalar probe, not EXISTS: the planner may turn
                       -- EXISTS into a semi-join that hashes every queued

@@ -6,7 +6,10 @@
 -- locked 500 rows (24 ms); with 1,000, 1,000 tenant rows and 50,000 jobs
 -- (130 ms, 392 jobs/s). Its EXISTS probe also let stale statistics (a
 -- burst before autovacuum's next ANALYZE) turn it into a hash of every
--- queued row. See the function's comment for how this one chooses.
+-- queued row. And it probed every enabled tenant, busy or not: 10,000
+-- idle tenants made a lease of 50 cost 28 ms instead of 6; candidates now
+-- come from the ready index (5.5 ms). See the function's comment for how
+-- this one chooses.
 --
 -- CREATE OR REPLACE keeps the function's oid, so sessions holding a cached
 -- plan of `SELECT * FROM jobqueue_lease(...)` go on working.
@@ -16,7 +19,8 @@
 -- 1. Lock the queue row: leasers of one queue take turns, so the virtual
 --    clock and the tenant quotas are read and written by one at a time.
 -- 2. Choose the candidate tenants: enabled, with ready work here and a free
---    slot, and among those the p_limit with the smallest start tags. No
+--    slot (found from the ready index, so tenants with nothing queued cost
+--    nothing), and among those the p_limit with the smallest start tags. No
 --    other tenant can win a slot this round (p_limit first jobs already
 --    have smaller tags), so however many tenants are backlogged, a lease
 --    touches at most p_limit of them. Lock them in id order (no deadlock
@@ -52,7 +56,19 @@ BEGIN
       FROM (SELECT t.id FROM tenants t
              WHERE t.id IN (
                    SELECT e.id
-                     FROM tenants e
+                     FROM (WITH RECURSIVE queued (id) AS (
+                               -- Tenants with queued jobs in any queue, by a
+                               -- skip scan of the ready index: one probe per
+                               -- such tenant, so idle tenants cost nothing.
+                               (SELECT j.tenant_id FROM jobs j WHERE j.status = 'queued'
+                                 ORDER BY j.tenant_id LIMIT 1)
+                               UNION ALL
+                               SELECT (SELECT j.tenant_id FROM jobs j
+                                        WHERE j.status = 'queued' AND j.tenant_id > q.id
+                                        ORDER BY j.tenant_id LIMIT 1)
+                                 FROM queued q WHERE q.id IS NOT NULL)
+                           SELECT id FROM queued WHERE id IS NOT NULL) w
+                     JOIN tenants e ON e.id = w.id
                     WHERE e.enabled
                       -- A scalar probe, not EXISTS: the planner may turn
                       -- EXISTS into a semi-join that hashes every queued
