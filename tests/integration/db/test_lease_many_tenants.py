@@ -11,6 +11,7 @@ from jobqueue import db
 from jobqueue.db import leases
 from jobqueue.models import TenantId, WorkerId
 from tests import factories
+from tests.integration.db import plans
 
 
 async def _locked(dsn: str, table: str, mode: str) -> int:
@@ -106,3 +107,22 @@ async def test_submissions_do_not_wait_for_a_lease_in_progress(dsn: str, pool: d
             await asyncio.wait_for(factories.submit(pool, t.id), timeout=5)
     finally:
         await conn.close()
+
+
+async def test_idle_tenants_are_not_read_on_the_lease_path(dsn: str, pool: db.Pool) -> None:
+    """Thousands of tenants with nothing queued must not make a lease dearer:
+    candidates come from the ready index, not from a scan of tenants."""
+    await pool.execute(
+        "INSERT INTO tenants (id) SELECT 'idle-' || g FROM generate_series(1, 3000) g"
+    )
+    busy = await factories.tenant(pool)
+    await factories.backlog(pool, busy.id, 20)
+    await pool.execute("ANALYZE")
+    found = await plans.lease_plans(dsn, limit=5, rounds=3)
+    read = sum(  # rows a scan returned or filtered away
+        int((n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n.get("Actual Loops", 1))
+        for p in found
+        for n in plans.nodes(p)
+        if n.get("Relation Name") == "tenants"
+    )
+    assert read <= 3 * 4, f"tenant rows read by 3 leases: {read}"

@@ -54,7 +54,7 @@ BEGIN
 
     SELECT array_agg(l.id) INTO v_tenants
       FROM (SELECT t.id FROM tenants t
-             WHERE t.id IN (
+             WHERE t.id = ANY (ARRAY(
                    SELECT e.id
                      FROM (WITH RECURSIVE queued (id) AS (
                                -- Tenants with queued jobs in any queue, by a
@@ -90,7 +90,7 @@ BEGIN
                                                    AND f.tenant_id = e.id), 0),
                                       v_clock),
                              e.id
-                    LIMIT p_limit)
+                    LIMIT p_limit))
              ORDER BY t.id
                FOR NO KEY UPDATE OF t) l;
     IF v_tenants IS NULL THEN
