@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchdb  # hack/benchdb.py, next to this file
+import otlp_sink  # hack/otlp_sink.py
 from jobqueue import db
 from jobqueue.db import jobs, stats, tenants
 from jobqueue.models import Job, JobStatus, NewJob, TenantId, TenantQuotas
@@ -304,24 +306,42 @@ async def main(args: argparse.Namespace) -> None:
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     if only - set(SECTIONS):
         raise SystemExit(f"--only: unknown section(s) {sorted(only - set(SECTIONS))}")
-    rows: list[Row] = []
-    with benchdb.server(args.durable) as server_dsn:
-        if "drain" in only:
-            dsn = await bench_db(server_dsn)
-            try:
-                _, rows = await submit_section(dsn, n)
-            finally:
-                await benchdb.drop_db(server_dsn, dsn)
-            for workers in (1, 2):
-                rows += await drain_section(server_dsn, n, workers, args.concurrency, args.runs)
-        if "latency" in only:
-            rows += await latency_section(server_dsn, 200 if args.quick else 1000)
-        if "http" in only:
-            rows += await http_section(server_dsn, args.quick)
+    with contextlib.ExitStack() as stack:
+        if args.traced is not None:
+            sink = stack.enter_context(otlp_sink.running())
+            # Every process the benchmark starts inherits these.
+            os.environ.update(
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=sink.endpoint,
+                OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                OTEL_TRACES_SAMPLER_ARG=str(args.traced),
+            )
+        server_dsn = stack.enter_context(benchdb.server(args.durable))
+        rows = await sections(server_dsn, args, n, only)
+        if args.traced is not None:
+            rows.append(Row("tracing", f"OTLP export, sampled {args.traced:.0%}",
+                            f"{sink.requests:,} requests, {sink.bytes / 1e6:,.1f} MB received"))
     mode = "durable" if args.durable else "fsync off"
     where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"embedded PostgreSQL, {mode}"
     print(f"\njobqueue end-to-end benchmark ({where}, {os.cpu_count()} CPUs)")
     print_table(rows)
+
+
+async def sections(server_dsn: str, args: argparse.Namespace, n: int, only: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    if "drain" in only:
+        dsn = await bench_db(server_dsn)
+        try:
+            _, rows = await submit_section(dsn, n)
+        finally:
+            await benchdb.drop_db(server_dsn, dsn)
+        for workers in (1, 2):
+            rows += await drain_section(server_dsn, n, workers, args.concurrency, args.runs)
+    if "latency" in only:
+        rows += await latency_section(server_dsn, 200 if args.quick else 1000)
+    if "http" in only:
+        rows += await http_section(server_dsn, args.quick)
+    return rows
 
 
 if __name__ == "__main__":
@@ -332,4 +352,7 @@ if __name__ == "__main__":
     parser.add_argument("--durable", action="store_true", help="fsync on (slower, realistic)")
     parser.add_argument("--runs", type=int, default=1, help="drains per size; medians printed")
     parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument("--traced", type=float, metavar="RATIO",
+                        help="trace every process, sampling RATIO (0-1) of jobs, exported over "
+                             "OTLP/HTTP to a local sink")
     asyncio.run(main(parser.parse_args()))
