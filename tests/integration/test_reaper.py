@@ -98,6 +98,37 @@ async def test_one_of_three_candidates_leads_and_a_clean_stop_hands_over(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class SlowAnswer(PostgresElector):
+    """A stand-in for a fault we cannot time for real: the claim commits on
+    the server, then its answer is slow to come back."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.committed = asyncio.Event()
+
+    async def try_acquire(self) -> bool:
+        held = await super().try_acquire()
+        self.committed.set()
+        await asyncio.sleep(30)
+        return held
+
+
+async def test_a_stop_during_an_acquire_still_hands_the_lease_back(pool: db.Pool) -> None:
+    elector = SlowAnswer(pool, name="reaper-test", identity="me", lease_seconds=30)
+    ship = Leadership(elector, log=log)
+    task = asyncio.create_task(ship.run())
+    await asyncio.wait_for(elector.committed.wait(), 5)
+    assert not ship.is_leader  # the answer has not arrived
+    task.cancel()  # a clean stop, now
+    await asyncio.gather(task, return_exceptions=True)
+    row = await leaders.get(pool, name="reaper-test")
+    assert row is not None and row.holder == "me"
+    # Released: the next candidate takes it at once, not a lease period later.
+    other = await leaders.acquire_or_renew(pool, name="reaper-test", candidate="other",
+                                           lease_seconds=30)
+    assert other.holder == "other"
+
+
 async def test_a_reaper_that_loses_leadership_stops_reaping_at_once(pool: db.Pool) -> None:
     t = await factories.tenant(pool)
     mine = PostgresElector(pool, name="reaper-test", identity="me", lease_seconds=2)

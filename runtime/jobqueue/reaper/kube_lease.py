@@ -97,17 +97,18 @@ class KubernetesElector:
             return False
         return True
 
-    async def release(self) -> None:
+    async def release(self) -> bool:
         """Hand over at once: empty holder, as client-go's ReleaseOnCancel does."""
         current = await self.client.get(self.namespace, self.name)
         if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
-            return
+            return False
         spec = dict(current["spec"])
         spec.update(holderIdentity="", leaseDurationSeconds=1, renewTime=micro_time())
         try:
             await self.client.replace(self.namespace, self.name, {**current, "spec": spec})
         except KubeConflict:
-            return
+            return False
+        return True
 
     def describe(self) -> dict[str, object]:
         spec = (self.last or {}).get("spec") or {}

@@ -63,8 +63,9 @@ class Elector(Protocol):
         JobQueueError when the backend cannot be reached."""
         ...
 
-    async def release(self) -> None:
-        """Give the lease up now (clean stop) if we hold it."""
+    async def release(self) -> bool:
+        """Give the lease up now (clean stop) if we hold it; True if we did.
+        A no-op for anyone else, so it is safe to call without knowing."""
         ...
 
     def describe(self) -> dict[str, object]:
@@ -89,8 +90,8 @@ class PostgresElector:
         )
         return self.last.holder == self.identity
 
-    async def release(self) -> None:
-        await leaders.release(self.conn, name=self.name, candidate=self.identity)
+    async def release(self) -> bool:
+        return await leaders.release(self.conn, name=self.name, candidate=self.identity)
 
     def describe(self) -> dict[str, object]:
         if self.last is None:
@@ -109,8 +110,8 @@ class NoElection:
     async def try_acquire(self) -> bool:
         return True
 
-    async def release(self) -> None:
-        return None
+    async def release(self) -> bool:
+        return False
 
     def describe(self) -> dict[str, object]:
         return {"election": "none"}
@@ -177,16 +178,19 @@ class Leadership:
                 if self._announced and not self.is_leader:
                     self._set(False, 0.0)  # the renew deadline passed unrenewed
         finally:
-            if self.is_leader:
-                self._valid_until = 0.0
-                self._announced = False
-                await self._release()
+            self._valid_until = 0.0
+            self._announced = False
+            # Whatever we believe: a stop can land while an acquire is on its
+            # way, leaving the lease ours on the server but not yet here; kept,
+            # it would hold the next leader off for a whole lease period.
+            await self._release()
 
     async def _release(self) -> None:
         try:
             async with asyncio.timeout(3):
-                await self.elector.release()
-            self.log.info("released leadership", identity=self.elector.identity)
+                released = await self.elector.release()
+            if released:
+                self.log.info("released leadership", identity=self.elector.identity)
         except (errors.JobQueueError, TimeoutError) as exc:
             self.log.warning("could not release leadership; it will expire",
                              error=str(exc) or type(exc).__name__)
