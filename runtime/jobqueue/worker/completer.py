@@ -169,7 +169,7 @@ class Completer:
 
     def _report_bound(self, c: Completion, t: Transition | None, started_ns: int) -> None:
         job = c.lease.job
-        traced = tracing.enabled()
+        traced = tracing.recording(job.trace_context)
         attrs = tracing.job_attributes(
             job_id=job.id, tenant_id=job.tenant_id, worker_id=self.worker_id, attempt=job.attempt
         ) if traced else {}

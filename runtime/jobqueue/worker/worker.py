@@ -278,8 +278,10 @@ class Worker:
         for lease in got:
             job = lease.job
             if job.trace_context:
-                tracing.record("acquire_lease", parent=job.trace_context, start_time=started_ns,
-                               end_time=ended, attributes=self._attrs(lease))
+                if tracing.recording(job.trace_context):
+                    tracing.record("acquire_lease", parent=job.trace_context,
+                                   start_time=started_ns, end_time=ended,
+                                   attributes=self._attrs(lease))
             else:
                 carrier = tracing.record_root("acquire_lease", start_time=started_ns,
                                               end_time=ended, attributes=self._attrs(lease))
@@ -302,7 +304,8 @@ class Worker:
             obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
                             trace_context=job.trace_context),
             tracing.span("execute_job", parent=job.trace_context,
-                         attributes=self._attrs(lease) if tracing.enabled() else None),
+                         attributes=self._attrs(lease)
+                         if tracing.recording(job.trace_context) else None),
         ):
             outcome = await self._runner.run(lease)
         h.finished = True

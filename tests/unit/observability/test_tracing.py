@@ -105,3 +105,32 @@ def test_a_sampled_out_submit_propagates_its_decision(monkeypatch: pytest.Monkey
         assert exp.get_finished_spans() == ()
     finally:
         tracing.shutdown()
+
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_children_of_an_unsampled_parent_skip_the_sdk(exporter: InMemorySpanExporter) -> None:
+    # The default sampler follows the parent: an unsampled job's worker spans
+    # would be dropped anyway, so they are never built.
+    unsampled = {"traceparent": f"00-{TRACE}-b7ad6b7169203331-00"}
+    sampled = {"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"}
+    assert not tracing.recording(unsampled)
+    assert tracing.recording(sampled) and tracing.recording(None)
+    with tracing.span("execute_job", parent=unsampled) as s:
+        assert s is tracing.INVALID_SPAN
+    tracing.record("ack_job", parent=unsampled, start_time=tracing.now_ns())
+    assert exporter.get_finished_spans() == ()
+    with tracing.span("execute_job", parent=sampled):
+        pass
+    tracing.record("ack_job", parent=sampled, start_time=tracing.now_ns())
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["execute_job", "ack_job"]
+    assert all(s.context is not None and f"{s.context.trace_id:032x}" == TRACE
+               for s in exporter.get_finished_spans())
+
+
+def test_without_tracing_nothing_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    tracing.shutdown()
+    assert not tracing.recording(None)
+    assert not tracing.recording({"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"})
