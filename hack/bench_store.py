@@ -3,7 +3,8 @@
 
 Prints: batch-submit jobs/s; lease+ack jobs/s with 1, 4 and 16 concurrent
 leasers; lease latency with 1,000 and 100,000 jobs queued; lease latency
-and throughput with 10, 100 and 1,000 tenants all backlogged.
+and throughput with 10, 100 and 1,000 tenants all backlogged; lease latency
+of one busy tenant among 10,000 idle ones.
 
     python hack/bench_store.py [--jobs 20000] [--batch 100]
 
@@ -125,11 +126,32 @@ async def run(server_dsn: str, n: int, batch: int) -> None:
         await pool.close()
 
 
+async def idle_tenants(server_dsn: str, idle: int, batch: int = 50) -> tuple[float, float]:
+    """Lease latency p50/p99 (ms) for one backlogged tenant among `idle`
+    tenants with nothing queued: what a mostly quiet SaaS platform pays."""
+    dsn = await benchdb.fresh_db(server_dsn)
+    pool = await db.create_pool(dsn, min_size=2, max_size=4)
+    try:
+        await tenants.upsert(pool, tenant_id=TENANT, quotas=QUOTAS)
+        for i in range(idle):
+            await tenants.upsert(pool, tenant_id=TenantId(f"idle{i:05d}"), quotas=QUOTAS)
+        await submit_batches(pool, 10_000)
+        await pool.execute("VACUUM ANALYZE")
+        return await lease_latency(pool, samples=100, batch=batch)
+    finally:
+        await pool.close()
+        await benchdb.drop_db(server_dsn, dsn)
+
+
 async def run_tenants(server_dsn: str, counts: list[int]) -> None:
     for count in counts:
         p50, p99, rate = await many_tenants(server_dsn, count)
         print(f"{count:>5,} backlogged tenants, batch 50  lease p50 {p50:6.2f} ms"
               f"   p99 {p99:6.2f} ms   lease+ack x4 {rate:8,.0f} jobs/s")
+    for idle in (0, 10_000):
+        p50, p99 = await idle_tenants(server_dsn, idle)
+        print(f"1 busy + {idle:>6,} idle tenants, batch 50  lease p50 {p50:6.2f} ms"
+              f"   p99 {p99:6.2f} ms")
 
 
 def main() -> None:
