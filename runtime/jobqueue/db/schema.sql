@@ -266,7 +266,9 @@ BEGIN
                                              LIMIT p_limit) ready)) AS room
           FROM tenants t
           LEFT JOIN fair_share f ON f.queue = p_queue AND f.tenant_id = t.id
-         WHERE t.id = ANY (v_tenants)
+         -- enabled again: read after the lock, so a tenant disabled since
+         -- it was chosen gets nothing this round.
+         WHERE t.id = ANY (v_tenants) AND t.enabled
     ),
     slots AS (
         SELECT c.tenant_id, c.start_tag + k / c.weight AS tag

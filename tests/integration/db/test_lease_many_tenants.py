@@ -8,8 +8,8 @@ import asyncio
 import collections
 
 from jobqueue import db
-from jobqueue.db import leases
-from jobqueue.models import TenantId, WorkerId
+from jobqueue.db import leases, tenants
+from jobqueue.models import TenantId, TenantQuotas, WorkerId
 from tests import factories
 from tests.integration.db import plans
 
@@ -126,3 +126,25 @@ async def test_idle_tenants_are_not_read_on_the_lease_path(dsn: str, pool: db.Po
         if n.get("Relation Name") == "tenants"
     )
     assert read <= 3 * 4, f"tenant rows read by 3 leases: {read}"
+
+
+async def test_a_tenant_disabled_while_a_lease_waits_on_it_gets_nothing(
+    dsn: str, pool: db.Pool
+) -> None:
+    t = await factories.tenant(pool)
+    await factories.backlog(pool, t.id, 3)
+    conn = await db.connect(dsn)
+    try:
+        disabling = conn.transaction()
+        await disabling.start()
+        await tenants.upsert(conn, tenant_id=t.id, quotas=TenantQuotas(enabled=False))
+        lease = asyncio.create_task(
+            leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=3,
+                         lease_seconds=60)
+        )
+        await asyncio.sleep(0.5)
+        assert not lease.done()  # it chose the tenant and waits for its row
+        await disabling.commit()
+        assert await asyncio.wait_for(lease, 5) == []
+    finally:
+        await conn.close()
