@@ -29,7 +29,6 @@ without burning an attempt.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import secrets
 import socket
@@ -44,7 +43,7 @@ from jobqueue.models import JobId, Lease, LeaseToken, WorkerId
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics, tracing
 from jobqueue.settings import DatabaseSettings, WorkerSettings
-from jobqueue.worker import release
+from jobqueue.worker import release, spans
 from jobqueue.worker.backoff import Backoff
 from jobqueue.worker.completer import Completer, Completion
 from jobqueue.worker.handlers import Registry
@@ -247,7 +246,7 @@ class Worker:
     async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
         self._leases_acquired.inc(len(got))
         if tracing.enabled():
-            got = self._trace_acquired(got, started_ns)
+            got = spans.acquired(got, worker_id=self.worker_id, started_ns=started_ns)
         held = [(lease.job_id, lease.token) for lease in got]
         try:
             ok = await leases.start(pool, held=held)
@@ -269,34 +268,6 @@ class Worker:
             h.task = asyncio.create_task(self._execute(h), name=f"job:{lease.job_id}")
         self._gauge()
 
-    def _trace_acquired(self, got: list[Lease], started_ns: int) -> list[Lease]:
-        """Each job's acquire_lease span. A job that came without a trace
-        context (CLI, db layer) gets this span as its root, so its later
-        spans join it rather than each starting a trace alone."""
-        ended = tracing.now_ns()
-        out = []
-        for lease in got:
-            job = lease.job
-            if job.trace_context:
-                if tracing.recording(job.trace_context):
-                    tracing.record("acquire_lease", parent=job.trace_context,
-                                   start_time=started_ns, end_time=ended,
-                                   attributes=self._attrs(lease))
-            else:
-                carrier = tracing.record_root("acquire_lease", start_time=started_ns,
-                                              end_time=ended, attributes=self._attrs(lease))
-                lease = Lease(dataclasses.replace(job, trace_context=carrier))
-            out.append(lease)
-        return out
-
-    def _attrs(self, lease: Lease) -> tracing.Attributes:
-        job = lease.job
-        attrs = tracing.job_attributes(
-            job_id=job.id, tenant_id=job.tenant_id, worker_id=self.worker_id, attempt=job.attempt
-        )
-        attrs["job_type"] = job.type
-        return attrs
-
     async def _execute(self, h: Held) -> None:
         lease = h.lease
         job = lease.job
@@ -304,7 +275,7 @@ class Worker:
             obslog.bind_job(job.id, job.tenant_id, self.worker_id, job.attempt,
                             trace_context=job.trace_context),
             tracing.span("execute_job", parent=job.trace_context,
-                         attributes=self._attrs(lease)
+                         attributes=spans.attributes(lease, self.worker_id)
                          if tracing.recording(job.trace_context) else None),
         ):
             outcome = await self._runner.run(lease)
