@@ -1,6 +1,6 @@
 """A handler that SIGKILLs its own worker every time: the reaper counts each
 expired lease as an attempt, so the job lands in the DLQ after max_attempts
-instead of crashing workers forever (DESIGN invariant 5)."""
+instead of crashing workers forever (docs/design.md, invariant 5)."""
 
 from __future__ import annotations
 

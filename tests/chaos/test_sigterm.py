@@ -1,4 +1,4 @@
-"""SIGTERM to a real worker process (DESIGN invariant 8): leasing stops,
+"""SIGTERM to a real worker process (docs/design.md, invariant 8): leasing stops,
 running jobs get the grace period, the rest go back to the queue without
 burning an attempt, and the process exits 0."""
 

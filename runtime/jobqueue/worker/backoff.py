@@ -3,7 +3,7 @@
 Full jitter (a uniform draw between zero and the exponential ceiling)
 spreads retries of jobs that failed together, so a dependency that was down
 is not hit by all of them at the same instant when it returns. The delay is
-only a number: the database adds it to its own clock (DESIGN invariant 4).
+only a number: the database adds it to its own clock (docs/design.md, invariant 4).
 """
 
 from __future__ import annotations

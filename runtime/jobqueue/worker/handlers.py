@@ -15,7 +15,7 @@ coroutine function runs on the worker's event loop; a plain function runs
 in a thread, so a blocking call does not stall the heartbeats.
 
 Execution is at least once: a handler sees `ctx.job_id` and `ctx.attempt`
-so it can make its side effects idempotent (DESIGN invariant 10).
+so it can make its side effects idempotent (docs/design.md, invariant 10).
 """
 
 from __future__ import annotations

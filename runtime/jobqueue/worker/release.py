@@ -1,4 +1,4 @@
-"""Giving leases back when a worker stops (DESIGN invariant 8).
+"""Giving leases back when a worker stops (docs/design.md, invariant 8).
 
 A released job goes back to the queue without burning an attempt: the stop
 was ours, not the job's fault. If the database stays away past the

@@ -20,7 +20,7 @@
 The first side task that fails stops the process cleanly. Every database
 call rides out an outage: it logs, backs off (capped) and tries again.
 
-SIGTERM (DESIGN invariant 8): stop leasing (a lease already in flight is
+SIGTERM (docs/design.md, invariant 8): stop leasing (a lease already in flight is
 let finish, so no job is left leased to a process that is gone), give
 running jobs the grace period, then cancel the rest and release them
 without burning an attempt.
@@ -96,7 +96,7 @@ class Worker:
         # nothing. Inside a lease call (and the start that follows) the rows
         # are already ours in the database: cancelling there would strand
         # them, leased to a process that is gone, until they expire and burn
-        # an attempt (DESIGN invariant 8).
+        # an attempt (docs/design.md, invariant 8).
         self._between_leases = asyncio.Event()
         self._between_leases.set()
         self._wake = Wakeup(dsn=dsn, queue=self.queue, log=self.log)
