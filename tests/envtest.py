@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_TESTBIN = Path.home() / ".cache" / "jobqueue" / "testbin"
+# The CN of the client certificate the apiserver's aggregator presents.
+FRONT_PROXY_CLIENT = "front-proxy-client"
 """Where ``hack/testbin.sh`` puts the binaries unless ``JOBQUEUE_TESTBIN`` is set."""
 
 REQUIRED_BINARIES: tuple[str, ...] = ("etcd", "kube-apiserver", "kubectl")
@@ -433,8 +435,43 @@ class ControlPlane:
             cwd=pki,
         )  # fmt: skip
         self._openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+        # The aggregator's identity towards extension servers (front proxy): a CA
+        # of its own and the client certificate the apiserver proxies with.
+        self._openssl(
+            "req", "-x509", *ec, "-keyout", "front-proxy-ca.key", "-out", "front-proxy-ca.crt",
+            "-days", "2", "-subj", "/CN=jobqueue-envtest-front-proxy-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            cwd=pki,
+        )  # fmt: skip
+        self.sign_client_cert(pki / "front-proxy-client", FRONT_PROXY_CLIENT, ca="front-proxy-ca")
         # Static token file: token,user,uid,"group1,group2"
         (pki / "tokens.csv").write_text(f'{self.token},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n')
+
+    def sign_client_cert(self, stem: Path, common_name: str, *, ca: str = "ca") -> None:
+        """`<stem>.crt` and `<stem>.key`: a client certificate for CN `common_name`
+        signed by the CA `pki/<ca>.crt` (``ca`` or ``front-proxy-ca``)."""
+        pki = self._require_started_tmp() / "pki"
+        ext = stem.with_suffix(".ext")
+        ext.write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=clientAuth\n"
+        )
+        self._openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", f"/CN={common_name}",
+            cwd=pki,
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", f"{stem}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", f"{stem}.crt",
+            cwd=pki,
+        )  # fmt: skip
+
+    @property
+    def front_proxy_ca_path(self) -> Path:
+        return self._require_started() / "pki" / "front-proxy-ca.crt"
 
     def _start_etcd(self, bin_dir: Path) -> None:
         tmp = self._require_started_tmp()
@@ -479,6 +516,15 @@ class ControlPlane:
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--token-auth-file={pki / 'tokens.csv'}",
             "--authorization-mode=RBAC",
+            # Front-proxy settings, published in kube-system/extension-apiserver-
+            # authentication for aggregated API servers (the external-metrics server).
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",

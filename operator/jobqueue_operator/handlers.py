@@ -64,7 +64,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.ctx = ctx
     if op.metrics_port is not None:
         server = MetricsServer(
-            ctx, port=op.metrics_port, certfile=op.metrics_cert_file, keyfile=op.metrics_key_file
+            ctx,
+            port=op.metrics_port,
+            certfile=op.metrics_cert_file,
+            keyfile=op.metrics_key_file,
+            authenticate=op.metrics_authenticate,
         )
         await server.start()
         memo.metrics_server = server

@@ -36,6 +36,8 @@ PLURALS: Mapping[str, str] = {
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "JobQueue": "jobqueues",
     "Tenant": "tenants",
+    "ConfigMap": "configmaps",
+    "SubjectAccessReview": "subjectaccessreviews",
 }
 
 

@@ -6,33 +6,44 @@ The kube-apiserver's aggregator proxies
 answer is read from the database of the JobQueue serving that queue in that
 namespace, so an HPA never sees another namespace's queues.
 
-Caveat: callers are not authenticated (only queue sizes are served); keep the
-Service cluster-internal.
+Callers are authenticated as the aggregator (its front-proxy client
+certificate) and the user it names is authorized with a SubjectAccessReview
+(`front_proxy`): anything else gets 401 or 403. Authentication needs TLS;
+only tests and local runs switch it off (`authenticate=False`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import os
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from jobqueue import errors
 from jobqueue.db import stats
-from jobqueue_operator import builders, models, queue_reconciler
+from jobqueue_operator import builders, front_proxy, models, queue_reconciler
 from jobqueue_operator.context import Context
 from jobqueue_operator.kube import KubeError
 from jobqueue_operator.status import Depth
 
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
 METRIC = builders.DEPTH_METRIC
+# The ASGI scope key under which the connection's verified client certificate travels.
+PEERCERT = "jobqueue.peercert"
 
 
 def parse_selector(text: str) -> dict[str, str] | None:
@@ -110,12 +121,63 @@ async def unfinished_jobs(ctx: Context, namespace: str, queue: str) -> int | Non
     return None
 
 
-def app(ctx: Context) -> Starlette:
+class Guard:
+    """Front-proxy authentication plus SubjectAccessReview authorization."""
+
+    def __init__(
+        self, config: front_proxy.FrontProxyConfig, reviews: front_proxy.SubjectAccessReviews
+    ) -> None:
+        self.config = config
+        self.reviews = reviews
+
+    def identify(
+        self, request: Request, *, need_user: bool
+    ) -> front_proxy.Identity | front_proxy.Refusal:
+        headers: dict[str, list[str]] = {}
+        for key, value in Headers(scope=request.scope).raw:
+            headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        peercert = request.scope.get(PEERCERT)
+        return front_proxy.identify(self.config, peercert, headers, need_user=need_user)
+
+    async def check(self, request: Request, namespace: str, metric: str) -> JSONResponse | None:
+        """None if the request may be served, else the refusal to send."""
+        who = self.identify(request, need_user=True)
+        if isinstance(who, front_proxy.Refusal):
+            return _refusal(who)
+        try:
+            allowed, reason = await self.reviews.allowed(who, namespace=namespace, metric=metric)
+        except KubeError as exc:
+            return _status(503, "ServiceUnavailable", f"cannot authorize: {exc}")
+        if not allowed:
+            because = f": {reason}" if reason else ""
+            return _status(
+                403,
+                "Forbidden",
+                f"{who.user} may not list {metric} in {GROUP_VERSION} in namespace "
+                f"{namespace}{because}",
+            )
+        return None
+
+
+def _refusal(refusal: front_proxy.Refusal) -> JSONResponse:
+    reason = "Unauthorized" if refusal.status == 401 else "Forbidden"
+    return _status(refusal.status, reason, refusal.message)
+
+
+def app(ctx: Context, guard: Guard | None = None) -> Starlette:
     async def discovery(request: Request) -> JSONResponse:
+        if guard is not None:
+            who = guard.identify(request, need_user=False)
+            if isinstance(who, front_proxy.Refusal):
+                return _refusal(who)
         return JSONResponse(resource_list())
 
     async def metric(request: Request) -> JSONResponse:
         namespace, name = request.path_params["namespace"], request.path_params["metric"]
+        if guard is not None:
+            refused = await guard.check(request, namespace, name)
+            if refused is not None:
+                return refused
         if name != METRIC:
             return _status(404, "NotFound", f"no external metric {name!r}; serving {METRIC!r}")
         labels = parse_selector(request.query_params.get("labelSelector", ""))
@@ -148,25 +210,85 @@ class _Server(uvicorn.Server):
         yield
 
 
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _PeerCertProtocol(H11Protocol):
+    """h11 that hands each request the client certificate TLS verified.
+
+    uvicorn does not put the peer certificate into the ASGI scope, and the
+    front proxy's identity is exactly that certificate.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        peercert = transport.get_extra_info("peercert")
+        inner: ASGIApp = self.app
+
+        async def with_peercert(scope: Scope, receive: Receive, send: Send) -> None:
+            await inner({**scope, PEERCERT: peercert}, receive, send)
+
+        self.app = with_peercert
+
+
 class MetricsServer:
-    """The app on its own task in kopf's loop; `stop()` on operator cleanup."""
+    """The app on its own task in kopf's loop; `stop()` on operator cleanup.
+
+    With `authenticate` (the default) it needs TLS and reads the cluster's
+    front-proxy settings at start: a cluster without them cannot reach an
+    aggregated API anyway, so that is a start-up error, not an open door.
+    """
 
     def __init__(
-        self, ctx: Context, *, port: int, certfile: str | None, keyfile: str | None
+        self,
+        ctx: Context,
+        *,
+        port: int,
+        certfile: str | None,
+        keyfile: str | None,
+        authenticate: bool = True,
     ) -> None:
+        if authenticate and not (certfile and keyfile):
+            raise ValueError("the external-metrics server authenticates callers only over TLS")
+        self._ctx = ctx
+        self._port = port
+        self._certfile = certfile
+        self._keyfile = keyfile
+        self._authenticate = authenticate
+        self._ca_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _guard(self) -> tuple[Guard, str]:
+        config = await front_proxy.fetch_config(self._ctx.kube)
+        if config is None:
+            raise RuntimeError(
+                f"{front_proxy.CONFIGMAP_NAMESPACE}/{front_proxy.CONFIGMAP_NAME} has no "
+                "requestheader-client-ca-file: the apiserver needs --requestheader-client-ca-file "
+                "and --proxy-client-cert-file for aggregated APIs"
+            )
+        self._ca_dir = tempfile.TemporaryDirectory(prefix="jobqueue-front-proxy-")
+        ca_file = os.path.join(self._ca_dir.name, "requestheader-ca.crt")
+        await asyncio.to_thread(Path(ca_file).write_text, config.client_ca_pem)
+        return Guard(config, front_proxy.SubjectAccessReviews(self._ctx.kube)), ca_file
+
+    async def start(self) -> None:
+        guard, ca_file = (await self._guard()) if self._authenticate else (None, None)
         config = uvicorn.Config(
-            app(ctx),
+            app(self._ctx, guard),
             host="0.0.0.0",
-            port=port,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
+            port=self._port,
+            ssl_certfile=self._certfile,
+            ssl_keyfile=self._keyfile,
+            # Optional, so a caller without a certificate gets a readable 401;
+            # one with a certificate of another CA fails the handshake.
+            ssl_cert_reqs=ssl.CERT_OPTIONAL if ca_file else ssl.CERT_NONE,
+            ssl_ca_certs=ca_file,
+            http=_PeerCertProtocol,
             log_level="warning",
             lifespan="off",
         )
         self._server = _Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve(), name="external-metrics")
         while not self._server.started:
             if self._task.done():
@@ -175,6 +297,9 @@ class MetricsServer:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        self._server.should_exit = True
+        if self._server is not None:
+            self._server.should_exit = True
         if self._task is not None:
             await self._task
+        if self._ca_dir is not None:
+            self._ca_dir.cleanup()

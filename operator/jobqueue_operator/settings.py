@@ -41,3 +41,7 @@ class OperatorSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_cert_file: str | None = None
     metrics_key_file: str | None = None
+    # Only the aggregator (front-proxy certificate) on behalf of a user the
+    # apiserver authorizes may read queue sizes. Off only for tests and
+    # local runs over plain HTTP.
+    metrics_authenticate: bool = True

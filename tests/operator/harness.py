@@ -234,6 +234,8 @@ def operator_running(
         db_timeout_seconds=3,
         watch_server_timeout_seconds=30,
         metrics_port=metrics_port,
+        # Plain HTTP here; tests/operator/test_metrics_auth.py covers the authenticated server.
+        metrics_authenticate=False,
     )
     with kubeconfig_env(kubeconfig or control_plane.kubeconfig_path):
         op = OperatorThread(dsn=proxy.dsn_via(dsn), settings=settings).start()

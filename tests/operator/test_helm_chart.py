@@ -134,12 +134,24 @@ def test_rendered_chart_passes_server_side_dry_run(
         "template", "rel", str(CHART), "-n", namespace, "--include-crds",
         "--set", f"database.url={DB_URL}",
     )  # fmt: skip
-    manifest = tmp_path / "chart.yaml"
-    manifest.write_text(out.stdout)
+    # Objects that name their namespace (the kube-system RoleBinding) go as they
+    # are; the rest into the release namespace, as `helm install -n` would.
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    pinned = [d for d in docs if d["metadata"].get("namespace")]
+    assert {d["metadata"]["namespace"] for d in pinned} <= {"kube-system", namespace}
+    manifest, elsewhere = tmp_path / "chart.yaml", tmp_path / "pinned.yaml"
+    manifest.write_text(yaml.safe_dump_all([d for d in docs if d not in pinned]))
+    elsewhere.write_text(yaml.safe_dump_all(pinned))
     result = control_plane.kubectl(
         "apply", "--dry-run=server", "-n", namespace, "-f", str(manifest), "-o", "name"
     )
     applied = result.stdout.split()
+    if pinned:
+        result = control_plane.kubectl(
+            "apply", "--dry-run=server", "-f", str(elsewhere), "-o", "name"
+        )
+        applied += result.stdout.split()
+    assert "rolebinding.rbac.authorization.k8s.io/rel-jobqueue-operator-auth-reader" in applied
     assert "deployment.apps/rel-jobqueue-operator" in applied
     assert "job.batch/rel-jobqueue-migrate" in applied
     assert "customresourcedefinition.apiextensions.k8s.io/jobqueues.jobqueue.dev" in applied
@@ -166,11 +178,23 @@ async def test_the_operator_works_with_only_the_charts_rbac(
         if d["kind"]
         in {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     ]
-    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(rbac))
+    pinned = [d for d in rbac if d["metadata"].get("namespace")]  # kube-system's reader binding
+    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all([d for d in rbac if d not in pinned]))
+    (tmp_path / "pinned.yaml").write_text(yaml.safe_dump_all(pinned))
     control_plane.kubectl("apply", "-n", namespace, "-f", str(tmp_path / "rbac.yaml"))
+    control_plane.kubectl("apply", "-f", str(tmp_path / "pinned.yaml"))
     kubeconfig = service_account_kubeconfig(
         control_plane, namespace, "rel-jobqueue-operator", tmp_path / "kubeconfig"
     )
+    # What the authenticating external-metrics server asks of the apiserver.
+    for can in (
+        ("create", "subjectaccessreviews.authorization.k8s.io"),
+        ("get", "configmap/extension-apiserver-authentication", "-n", "kube-system"),
+    ):
+        answer = control_plane.kubectl(
+            "--kubeconfig", str(kubeconfig), "auth", "can-i", *can, check=False
+        )
+        assert answer.stdout.strip() == "yes", (can, answer.stdout, answer.stderr)
     who = control_plane.kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json")
     assert json.loads(who.stdout)["status"]["userInfo"]["username"].endswith(
         ":rel-jobqueue-operator"
@@ -236,7 +260,11 @@ async def test_the_metrics_api_certificate_from_the_chart_is_served_and_verifies
     )
     port = free_port()
     server = MetricsServer(
-        ctx, port=port, certfile=str(tmp_path / "tls.crt"), keyfile=str(tmp_path / "tls.key")
+        ctx,
+        port=port,
+        certfile=str(tmp_path / "tls.crt"),
+        keyfile=str(tmp_path / "tls.key"),
+        authenticate=False,  # this test is about the serving certificate
     )
     await server.start()
     try:
