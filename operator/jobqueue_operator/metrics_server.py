@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 import tempfile
@@ -42,6 +43,7 @@ from jobqueue_operator.status import Depth
 
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
 METRIC = builders.DEPTH_METRIC
+log = logging.getLogger(__name__)
 # The ASGI scope key under which the connection's verified client certificate travels.
 PEERCERT = "jobqueue.peercert"
 
@@ -148,6 +150,16 @@ class Guard:
             allowed, reason = await self.reviews.allowed(who, namespace=namespace, metric=metric)
         except KubeError as exc:
             return _status(503, "ServiceUnavailable", f"cannot authorize: {exc}")
+        # One line per served request (an HPA asks every 15 s): who asked, through which proxy.
+        log.info(
+            "external metric %s in %s for user %s (groups %s) via front proxy %s: %s",
+            metric,
+            namespace,
+            who.user,
+            ",".join(who.groups) or "-",
+            front_proxy.common_name(request.scope.get(PEERCERT)),
+            "allowed" if allowed else "denied",
+        )
         if not allowed:
             because = f": {reason}" if reason else ""
             return _status(

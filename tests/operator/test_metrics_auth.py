@@ -188,8 +188,9 @@ async def test_only_the_front_proxy_acting_for_an_authorized_user_reads_metrics(
 
 
 async def test_groups_named_by_the_front_proxy_are_authorized(
-    control_plane: ControlPlane, cluster: Cluster, server: int
+    control_plane: ControlPlane, cluster: Cluster, server: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="jobqueue_operator.metrics_server")
     namespace = unique("hpa-group")
     allow_metrics(cluster, namespace, user=None, group="autoscalers")
     proxy = client_cert(control_plane, FRONT_PROXY_CLIENT, "front-proxy-ca")
@@ -201,6 +202,12 @@ async def test_groups_named_by_the_front_proxy_are_authorized(
         get, control_plane, server, metric_path(namespace), cert=proxy, headers=headers
     )
     assert code == 200, body
+    # The log names the caller and the proxy it came through (what an operator audits).
+    assert any(
+        "for user some-controller (groups system:authenticated,autoscalers) via front proxy "
+        f"{FRONT_PROXY_CLIENT}: allowed" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
 
 
 async def test_discovery_needs_the_front_proxy_but_no_user(
