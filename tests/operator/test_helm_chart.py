@@ -126,13 +126,21 @@ def test_template_renders_operator_api_and_a_migration_hook(helm: Any) -> None:
         assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"database.url={DB_URL}"],
+        ["postgresql.enabled=true", "postgresql.persistence.enabled=true"],
+    ],
+    ids=["own-database", "in-cluster-postgresql"],
+)
 def test_rendered_chart_passes_server_side_dry_run(
-    helm: Any, cluster: Cluster, control_plane: ControlPlane, tmp_path: Path
+    helm: Any, cluster: Cluster, control_plane: ControlPlane, tmp_path: Path, values: list[str]
 ) -> None:
     namespace = cluster.namespace("jq-chart")
+    sets = [arg for value in values for arg in ("--set", value)]
     out = helm(
-        "template", "rel", str(CHART), "-n", namespace, "--include-crds",
-        "--set", f"database.url={DB_URL}",
+        "template", "rel", str(CHART), "-n", namespace, "--include-crds", *sets,
     )  # fmt: skip
     # Objects that name their namespace (the kube-system RoleBinding) go as they
     # are; the rest into the release namespace, as `helm install -n` would.
@@ -155,6 +163,9 @@ def test_rendered_chart_passes_server_side_dry_run(
     assert "deployment.apps/rel-jobqueue-operator" in applied
     assert "job.batch/rel-jobqueue-migrate" in applied
     assert "customresourcedefinition.apiextensions.k8s.io/jobqueues.jobqueue.dev" in applied
+    if "postgresql.enabled=true" in values:
+        assert "statefulset.apps/rel-jobqueue-postgresql" in applied
+        assert "service/rel-jobqueue-postgresql" in applied
 
 
 @pytest.fixture
@@ -289,3 +300,92 @@ async def test_the_metrics_api_certificate_from_the_chart_is_served_and_verifies
     finally:
         await server.stop()
         ctx.kube.close()
+
+
+def test_postgresql_enabled_renders_one_database_the_url_and_the_hook_point_at(
+    helm: Any,
+) -> None:
+    out = helm("template", "rel", str(CHART), "-n", "jq", "--set", "postgresql.enabled=true")
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    sts = by_name[("StatefulSet", "rel-jobqueue-postgresql")]
+    assert sts["spec"]["replicas"] == 1
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["containers"][0]["image"] == "jobqueue-postgres:dev"
+    # No storage provisioner needed by default: the data is an emptyDir.
+    assert {"name": "data", "emptyDir": {}} in pod["volumes"]
+    assert "volumeClaimTemplates" not in sts["spec"]
+    assert by_name[("Service", "rel-jobqueue-postgresql")]["spec"]["ports"][0]["port"] == 5432
+    secret = by_name[("Secret", "rel-jobqueue-database")]["stringData"]
+    password = secret["postgresql-password"]
+    assert len(password) == 32
+    assert secret["url"] == (
+        f"postgresql://jobqueue:{password}@rel-jobqueue-postgresql.jq.svc:5432/jobqueue"
+    )
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-jobqueue-database",
+        "key": "postgresql-password",
+    }
+    # A pre-install hook would run before the StatefulSet exists.
+    job = by_name[("Job", "rel-jobqueue-migrate")]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert "jobqueue migrate" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+
+    persistent = helm(
+        "template", "rel", str(CHART), "--set", "postgresql.enabled=true",
+        "--set", "postgresql.persistence.enabled=true", "--set", "postgresql.persistence.size=5Gi",
+    )  # fmt: skip
+    sts = next(d for d in yaml.safe_load_all(persistent.stdout) if d and d["kind"] == "StatefulSet")
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert all(v["name"] != "data" for v in sts["spec"]["template"]["spec"]["volumes"])
+
+    without = render(helm, "jq")
+    assert not [d for d in without if d["kind"] == "StatefulSet"]
+
+
+def test_postgresql_values_the_schema_and_the_chart_refuse(helm: Any) -> None:
+    on = ("--set", "postgresql.enabled=true")
+    for bad, message in (
+        ([*on, "--set", "postgresql.persistence.size=lots"], "/postgresql/persistence/size"),
+        ([*on, "--set", "postgresql.service.type=LoadBalancer"], "/postgresql/service/type"),
+        ([*on, "--set", "postgresql.username=Robert'); DROP"], "/postgresql/username"),
+        ([*on, "--set", f"database.url={DB_URL}"], "leave database.url"),
+        (["--set", "postgresql.surprise=1"], "surprise"),
+    ):
+        result = helm("template", "rel", str(CHART), *bad, check=False)
+        assert result.returncode != 0, bad
+        assert message in result.stderr, result.stderr
+
+
+def test_postgresql_password_is_kept_across_upgrades(
+    helm: Any, cluster: Cluster, control_plane: ControlPlane
+) -> None:
+    """What an upgrade renders: the lookup finds the Secret the install made."""
+    namespace = cluster.namespace("jq-pg-upgrade")
+    kubeconfig = str(control_plane.kubeconfig_path)
+
+    def rendered() -> dict[str, str]:
+        out = helm(
+            "template", "pgup", str(CHART), "-n", namespace, "--dry-run=server", "--skip-crds",
+            "--kubeconfig", kubeconfig, "--set", "postgresql.enabled=true",
+            # Namespaced objects only: other tests' releases own the cluster-wide ones.
+            "--set", "operator.enabled=false",
+        )  # fmt: skip
+        docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+        secret = next(d for d in docs if d["metadata"]["name"] == "pgup-jobqueue-database")
+        return dict(secret["stringData"])
+
+    first, second = rendered(), rendered()
+    # Nothing installed yet: a fresh password every time.
+    assert first["postgresql-password"] != second["postgresql-password"]
+    cluster.secret(
+        namespace,
+        "pgup-jobqueue-database",
+        {"url": first["url"], "postgresql-password": first["postgresql-password"]},
+    )
+    upgrade = rendered()
+    assert upgrade == first

@@ -60,3 +60,7 @@ tolerations: {{- toYaml . | nindent 2 }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{- define "jobqueue.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "jobqueue.fullname" .) -}}
+{{- end -}}
