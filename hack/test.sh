@@ -12,6 +12,8 @@ echo "--- mypy"
 mypy
 echo "--- import-linter"
 lint-imports
+echo "--- hadolint"
+hadolint Dockerfile hack/image/postgres.Dockerfile tests/e2e/Dockerfile
 if [ -f hack/gen_crds.py ]; then
   echo "--- CRD drift"
   python hack/gen_crds.py --check
@@ -21,5 +23,9 @@ if [ -x hack/testbin.sh ]; then
   JOBQUEUE_TESTBIN=$(hack/testbin.sh | tail -n 1)
   export JOBQUEUE_TESTBIN
 fi
+# tests/e2e (marker e2e) run on a real cluster: kind where Docker and kind
+# exist, else hack/cluster.sh; images from hack/image.sh. `kubectl get hpa`
+# over time and the metrics server's log land here.
+export JOBQUEUE_E2E_ARTIFACTS="${JOBQUEUE_E2E_ARTIFACTS:-/tmp/jobqueue-e2e}"
 echo "--- pytest"
 python -m pytest -q "$@"
