@@ -109,7 +109,7 @@ need_tools() {
     [[ -d "$LAYOUT" ]] || umoci init --layout "$LAYOUT"
 }
 
-has_tag() { umoci ls --layout "$LAYOUT" 2>/dev/null | grep -qx "$1"; }
+has_tag() { umoci ls --layout "$LAYOUT" 2>/dev/null | grep -x -- "$1" >/dev/null; }
 
 # rootfs_tarball NAME PACKAGES [HOOK_FILE...]: a cached mmdebstrap tarball.
 # Every image gets the user 10001 the Dockerfile creates.
@@ -220,7 +220,21 @@ local_jobqueue() {
         --history.created_by "pip install jobqueue" "$work/rootfs$stage$VENV" "$VENV"
     rm -rf "$work/rootfs$stage" "$work/rootfs/tmp/wheels"
     config_app "$app_tag" "$final"
+    umoci rm --image "$LAYOUT:$app_tag"
     to_archive "$final" jobqueue
+}
+
+# prune: drop the tags of earlier app builds (each is a few hundred kB of
+# layer, but a source change per run adds up) and their blobs.
+prune() {
+    local keep tag
+    keep=" $(cat "$CACHE"/*.tar.source 2>/dev/null | tr '\n' ' ') "
+    for tag in $(umoci ls --layout "$LAYOUT"); do
+        case "$tag" in
+            app-* | jobqueue-* | e2e-* | postgres-*) [[ "$keep" == *" $tag "* ]] || umoci rm --image "$LAYOUT:$tag" ;;
+        esac
+    done
+    umoci gc --layout "$LAYOUT"
 }
 
 local_e2e() {
@@ -324,6 +338,7 @@ if [[ "$cmd" == build ]]; then
         if [[ "$ENGINE" == local ]]; then "local_$name"; else engine_build "$ENGINE" "$name"; fi
         log "$(tag_of "$name") -> $(archive_of "$name")"
     done
+    if [[ "$ENGINE" == local ]]; then prune; fi
     log "built ${names[*]} with $ENGINE in $((SECONDS - started)) s"
 fi
 if [[ "$cmd" == load || "$do_load" == 1 ]]; then load "$ENGINE" "${names[@]}"; fi
