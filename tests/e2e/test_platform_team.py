@@ -25,7 +25,8 @@ from tests.e2e.conftest import ROOT, E2ECluster, log
 
 from jobqueue import Client
 
-pytestmark = pytest.mark.timeout(900)
+# The first test's setup may build the local cluster's binaries (minutes, cold).
+pytestmark = pytest.mark.timeout(1800)
 
 NS = "jobqueue"
 RELEASE = "jobqueue"
@@ -126,11 +127,17 @@ def release(e2e_cluster: E2ECluster) -> Iterator[E2ECluster]:
     cluster = e2e_cluster
     _cleanup(cluster)
     started = time.monotonic()
+    # No --wait: it would wait for the API's readiness (a migrated database)
+    # before the post-install migration hook could run. Helm still waits
+    # for the hook (the migration) to finish.
     cluster.helm(
         "install", RELEASE, str(CHART), "-n", NS, "--create-namespace",
-        *sets(INSTALL_VALUES), "--wait", "--timeout", "8m",
+        *sets(INSTALL_VALUES), "--timeout", "8m",
     )  # fmt: skip
-    log(f"helm install --wait: {time.monotonic() - started:.0f} s")
+    log(f"helm install (migrated): {time.monotonic() - started:.0f} s")
+    cluster.kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", NS,
+                    "--timeout=300s", timeout=330)  # fmt: skip
+    log(f"deployments available: {time.monotonic() - started:.0f} s")
     yield cluster
     if not _uninstalled:
         _cleanup(cluster)
