@@ -56,6 +56,10 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # A statement on a connection whose backend was just terminated sometimes
+    # meets the protocol mid-way through the server's goodbye (MagicStack/
+    # asyncpg#1069): the pool replaces that connection, so it is an outage.
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
     TimeoutError,
