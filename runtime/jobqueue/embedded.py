@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 SYSTEM_USER = "jobqueue-pg"
@@ -59,6 +60,8 @@ class EmbeddedPostgres:
         *,
         port: int | None = None,
         durable: bool = True,
+        listen_also: Sequence[str] = (),
+        trust_also: Sequence[str] = (),
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="jobqueue-pg-"))
@@ -66,6 +69,10 @@ class EmbeddedPostgres:
         # Tests trade durability for speed; a restart still keeps every
         # committed row (the OS page cache survives a server crash).
         self.durable = durable
+        # Addresses besides 127.0.0.1 (e.g. a veth the chaos tests partition)
+        # and the client networks (CIDR) allowed in from them without a password.
+        self.listen_also = tuple(listen_also)
+        self.trust_also = tuple(trust_also)
         self._user: str | None = None
         self.log_path = self.data_dir / "server.log"
 
@@ -127,6 +134,7 @@ class EmbeddedPostgres:
                 "--encoding=UTF8",
                 "--no-instructions",
             )
+        self._trust_networks()
         self._pg_ctl_start()
         if self._own_dir:
             self._watch_owner()
@@ -143,10 +151,18 @@ class EmbeddedPostgres:
             start_new_session=True,  # a Ctrl-C to our process group must not reach it
         )
 
+    def _trust_networks(self) -> None:
+        hba = self._pgdata() / "pg_hba.conf"
+        text = hba.read_text()
+        lines = [f"host all all {net} trust" for net in self.trust_also]
+        missing = [line for line in lines if line not in text.splitlines()]
+        if missing:
+            hba.write_text(text + "".join(line + "\n" for line in missing))
+
     def _pg_ctl_start(self) -> None:
         opts = [
             f"-p {self.port}",
-            "-h 127.0.0.1",
+            f"-h {','.join(('127.0.0.1', *self.listen_also))}",
             f"-k {self.data_dir}",
             "-c max_connections=300",
             "-c shared_buffers=256MB",

@@ -65,11 +65,16 @@ class Executions:
     def __init__(self, path: Path) -> None:
         self.starts: list[tuple[str, int, str, int]] = []
         self.ends: list[tuple[str, int, str, int]] = []
+        # (job_id, attempt) -> unix time of its first start / end line.
+        self.started_at: dict[tuple[str, int], float] = {}
+        self.ended_at: dict[tuple[str, int], float] = {}
         self.lines = path.read_text().splitlines() if path.exists() else []
         for line in self.lines:
-            phase, job, attempt, worker, pid, _at = line.split()
+            phase, job, attempt, worker, pid, at = line.split()
             row = (job, int(attempt), worker, int(pid))
             (self.starts if phase == "start" else self.ends).append(row)
+            times = self.started_at if phase == "start" else self.ended_at
+            times.setdefault((job, int(attempt)), float(at))
 
     def of(self, job_id: object) -> list[str]:
         return [line for line in self.lines if f" {job_id} " in line]

@@ -32,9 +32,10 @@ class Proc:
 
     def __init__(
         self, name: str, args: Sequence[str], *, dsn: str, logdir: Path,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, prefix: Sequence[str] = (),
     ) -> None:
         self.name = name
+        self.prefix = list(prefix)  # e.g. `ip netns exec NS`, which execs the rest
         self.args = list(args)
         self.dsn = dsn
         self.logdir = logdir
@@ -58,7 +59,7 @@ class Proc:
         }
         with self.log_path.open("wb") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "jobqueue.cli", *self.args],
+                [*self.prefix, sys.executable, "-m", "jobqueue.cli", *self.args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=env, cwd=REPO, preexec_fn=_die_with_parent,
             )

@@ -1,21 +1,34 @@
-"""Chaos on real processes and a real Postgres: 2,000 jobs, four workers, a
-reaper; workers SIGKILLed at random and restarted, one worker SIGSTOPped
-past its leases and resumed, the reaper killed once, Postgres restarted once.
+"""Chaos at scale on real processes and a real Postgres: 10,000 jobs (most of
+them no-ops, one in twenty sleeping up to a second), four workers on
+127.0.0.1, a fifth inside a network namespace, a reaper. Jobs become ready
+evenly over WINDOW seconds, so every disruption lands on a queue with work
+in flight:
 
-At the end every job has succeeded exactly as the records say: none lost,
-none stuck; a job ran more than once only after its lease was lost (the
-reaper wrote "lease expired" for every earlier attempt); the paused
-worker's late results changed nothing.
+- worker0 SIGSTOPped while it holds leases, for 2.5 lease periods;
+- the namespaced worker cut off from Postgres (its veth taken down) for
+  more than two lease periods, then healed;
+- workers SIGKILLed at random and restarted, the reaper killed once;
+- Postgres stopped hard (immediate) and restarted;
+- every jobqueue connection killed with pg_terminate_backend, twice.
+
+At the end: 0 lost (every job succeeded, with the result of the execution
+the records name as its last attempt); no attempt ran twice; an earlier
+attempt ran only if the reaper expired its lease, and the next one started
+only after that (so no two workers ever executed a job under a valid
+lease); the paused and the partitioned workers' late results changed
+nothing. The counts are printed on one line, `chaos summary: ...`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,25 +37,46 @@ import pytest
 from jobqueue import db, errors
 from jobqueue.db import jobs, migrations, stats, tenants
 from jobqueue.embedded import EmbeddedPostgres
-from jobqueue.models import Job, JobStatus, NewJob, TenantId, TenantQuotas
+from jobqueue.models import Job, JobId, JobStatus, NewJob, TenantId, TenantQuotas
+from tests.chaos import netns
 from tests.chaos.handlers import Executions
 from tests.chaos.procs import Proc, until
 
 SEED = 20261129
-JOBS = 2000
+JOBS = 10_000
 WORKERS = 4
+CONCURRENCY = 10
 LEASE = 3
+WINDOW = 32.0  # seconds over which the jobs become ready
+PARTITION = 8.0  # more than two lease periods plus a reaper round
+SLOW_SHARE = 0.05  # jobs that sleep 0.2-1.0 s, so handlers are caught mid-run
 T = TypeVar("T")
 
 pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[EmbeddedPostgres]:
+def link() -> Iterator[netns.Link | str]:
+    """The veth into a namespace of this test's own, or why there is none."""
+    with contextlib.ExitStack() as stack:
+        try:
+            got: netns.Link | str = stack.enter_context(netns.create())
+        except netns.NamespaceUnavailable as exc:
+            got = f"ip netns add failed: {exc}"
+        yield got
+
+
+@pytest.fixture
+async def server(link: netns.Link | str) -> AsyncIterator[EmbeddedPostgres]:
     # A server of its own: restarting it must not disturb other tests. Durable,
     # because an immediate stop may drop commits that synchronous_commit=off
     # had already acknowledged, and that would be Postgres's loss, not ours.
-    pg = EmbeddedPostgres(durable=True)
+    # It also listens on the host end of the veth, for the namespaced worker.
+    pg = EmbeddedPostgres(
+        durable=True,
+        listen_also=[link.host_address] if isinstance(link, netns.Link) else [],
+        trust_also=[str(link.network)] if isinstance(link, netns.Link) else [],
+    )
     await asyncio.to_thread(pg.start)
     try:
         yield pg
@@ -71,6 +105,35 @@ async def all_jobs(pool: db.Pool, tenant: TenantId) -> list[Job]:
         page += 1
 
 
+async def held_by(pool: db.Pool, tenant: TenantId, owner: str | None) -> dict[JobId, int]:
+    """Job id -> attempt of every lease `owner` holds, by the database."""
+    out: dict[JobId, int] = {}
+    for status in (JobStatus.LEASED, JobStatus.RUNNING):
+        page = await jobs.list_jobs(pool, tenant_id=tenant, status=status, page_size=1000)
+        out.update({j.id: j.attempt for j in page.jobs if j.lease_owner == owner})
+    return out
+
+
+async def terminate_jobqueue_backends(pool: db.Pool) -> list[str]:
+    """pg_terminate_backend on every connection a jobqueue process opened
+    (they all name themselves jobqueue*); the application names hit."""
+    rows = await pool.fetch(
+        "SELECT application_name, pg_terminate_backend(pid) AS done FROM pg_stat_activity"
+        " WHERE application_name LIKE 'jobqueue%' AND pid <> pg_backend_pid()"
+    )
+    return [str(r["application_name"]) for r in rows if r["done"]]
+
+
+async def mid_run(pool: db.Pool, tenant: TenantId, owner: str | None, record: Path) -> bool:
+    """Whether `owner` holds a running job whose handler started and has not ended."""
+    page = await jobs.list_jobs(pool, tenant_id=tenant, status=JobStatus.RUNNING, page_size=1000)
+    running = {(str(j.id), j.attempt) for j in page.jobs if j.lease_owner == owner}
+    if not running:
+        return False
+    execs = Executions(record)
+    return any(r in execs.started_at and r not in execs.ended_at for r in running)
+
+
 def worker_id(p: Proc) -> str | None:
     for e in p.events(p.generation):
         if e.get("event") == "worker starting":
@@ -78,43 +141,66 @@ def worker_id(p: Proc) -> str | None:
     return None
 
 
-async def test_no_job_is_lost_or_run_twice_under_chaos(
-    server: EmbeddedPostgres, tmp_path: Path
+def lost_leases(p: Proc) -> set[str]:
+    return {str(e.get("job_id")) for e in p.events() if e.get("event") == "lease lost"}
+
+
+def dropped_results(p: Proc) -> set[str]:
+    """Jobs whose result the database refused: the ack came after the lease was gone."""
+    return {str(e.get("job_id")) for e in p.events() if e.get("event") == "lease lost"
+            and str(e.get("detail", "")).startswith("result dropped")}
+
+
+async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partition(
+    server: EmbeddedPostgres, link: netns.Link | str, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
     dsn = server.dsn
     conn = await db.connect(dsn)
     await migrations.migrate(conn)
     await conn.close()
-    pool = await db.create_pool(dsn, min_size=1, max_size=4)
+    # Not named jobqueue*: the terminations are for the processes under test.
+    pool = await db.create_pool(dsn, min_size=1, max_size=4, application_name="chaos-test")
     tenant = TenantId("chaos")
     await tenants.upsert(pool, tenant_id=tenant, quotas=TenantQuotas(max_concurrent=1000))
-    batch = [
-        NewJob(type="chaos-record", data={"i": i, "ms": rng.randint(100, 400)},
-               max_attempts=25, timeout_seconds=60)
-        for i in range(JOBS)
-    ]
-    await jobs.submit_many(pool, tenant_id=tenant, jobs=batch)
 
     record = tmp_path / "executions.log"
     env = {"JOBQUEUE_CHAOS_LOG": str(record)}
-    worker_args = ["worker", "--concurrency", "5", "--lease-seconds", str(LEASE),
+    worker_args = ["worker", "--concurrency", str(CONCURRENCY), "--lease-seconds", str(LEASE),
                    "--poll-seconds", "0.5", "--grace-seconds", "5",
                    "--handlers", "tests.chaos.handlers"]
     workers = [Proc(f"worker{i}", worker_args, dsn=dsn, logdir=tmp_path, env=env)
                for i in range(WORKERS)]
+    cutoff: Proc | None = None
+    if isinstance(link, netns.Link):
+        cutoff = Proc("worker-netns", worker_args, logdir=tmp_path, env=env,
+                      dsn=f"postgresql://postgres@{link.host_address}:{server.port}/postgres",
+                      prefix=link.exec_prefix())
     reaper = Proc("reaper", ["reaper", "--interval-seconds", "0.2", "--lease-seconds", "3"],
                   dsn=dsn, logdir=tmp_path)
-    procs = [*workers, reaper]
+    every_worker = [*workers, *([cutoff] if cutoff else [])]
+    procs = [*every_worker, reaper]
     for p in procs:
         p.start()
     unexpected: list[str] = []
     killed: set[Proc] = set()
-    # The schedule starts once every process is up (start-up takes seconds
-    # on a busy machine), so each disruption lasts as long as planned.
-    await until(lambda: all(worker_id(w) for w in workers), 60, "the workers to start")
+    counts = {"kills": 0, "stops": 0, "restarts": 0, "terminations": 0, "partitions": 0}
+    await until(lambda: all(worker_id(w) for w in every_worker), 60, "the workers to start")
     await until(lambda: any(e.get("event") == "became leader" for e in reaper.events()), 30,
                 "the reaper to lead")
+
+    # Jobs become ready evenly over WINDOW seconds from now: the schedule
+    # below always meets a queue with work, and the drain ends soon after.
+    now = datetime.now(UTC)
+    batch = [
+        NewJob(type="chaos-record",
+               data={"i": i, "ms": rng.randint(200, 1000) if rng.random() < SLOW_SHARE else 0},
+               max_attempts=25, timeout_seconds=60,
+               run_at=now + timedelta(seconds=WINDOW * i / JOBS))
+        for i in range(JOBS)
+    ]
+    for start in range(0, JOBS, 1000):
+        await jobs.submit_many(pool, tenant_id=tenant, jobs=batch[start:start + 1000])
     began = time.monotonic()
 
     async def unfinished() -> int:
@@ -132,51 +218,91 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
     async def kill_and_restart(p: Proc, pause: float) -> None:
         killed.add(p)
         await asyncio.to_thread(p.kill)
+        counts["kills"] += 1
         await asyncio.sleep(pause)
         p.start()
         killed.discard(p)
 
+    async def terminate_all() -> None:
+        hit = await retrying(lambda: terminate_jobqueue_backends(pool))
+        counts["terminations"] += len(hit)
+        # Every local worker lost at least one connection (the namespaced
+        # one may still be reconnecting after the partition and the restart).
+        for w in workers:
+            assert f"jobqueue-worker {worker_id(w)}"[:63] in hit, (w.name, hit)
+
+    cut_held: dict[JobId, int] = {}
+    cutoff_id = worker_id(cutoff) if cutoff else None
+    cut_at = healed_at = 0.0
+    late_acks: set[str] = set()
     try:
-        # 1. Pause worker0 while it holds leases, for more than two lease periods.
+        # 1. Pause worker0 while it holds leases, for 2.5 lease periods.
         stopped = workers[0]
         stopped_id = worker_id(stopped)
-
-        async def held_by_stopped() -> list[Job]:
-            page = await jobs.list_jobs(pool, tenant_id=tenant, status=JobStatus.RUNNING,
-                                        page_size=1000)
-            return [j for j in page.jobs if j.lease_owner == stopped_id]
-
         await at(1)
-        await until(held_by_stopped, 20, "worker0 to hold jobs")
+        await until(lambda: held_by(pool, tenant, stopped_id), 20, "worker0 to hold jobs")
         stopped.signal(signal.SIGSTOP)
+        counts["stops"] += 1
         stopped_at = time.time()
         t = time.monotonic() - began  # the rest of the schedule counts from here
         # Statements it sent just before the stop still land; then it is frozen.
         await asyncio.sleep(0.5)
-        frozen = {j.id: j.attempt for j in await held_by_stopped()}
+        frozen = await held_by(pool, tenant, stopped_id)
         assert frozen, "worker0 held nothing when paused"
+        # 2. Cut the namespaced worker off from Postgres while it holds leases.
+        if isinstance(link, netns.Link):
+            # While a handler runs: it finishes during the partition, so its
+            # ack is sent into the void and lands, late, after the heal.
+            await until(lambda: mid_run(pool, tenant, cutoff_id, record), 20,
+                        "the namespaced worker to be running a handler", interval=0.1)
+            link.cut()
+            counts["partitions"] += 1
+            cut_at = time.time()
+            await asyncio.sleep(0.3)  # what was already in Postgres's socket lands
+            cut_held = await held_by(pool, tenant, cutoff_id)
+            assert cut_held, "the namespaced worker held nothing when cut off"
         await at(t + 1.5)
         await kill_and_restart(workers[1], rng.uniform(0.2, 1.0))
         await at(t + 4)
         await kill_and_restart(workers[2], rng.uniform(0.2, 1.0))
         await at(t + 2.5 * LEASE)
         stopped.signal(signal.SIGCONT)
-        # 2. Postgres goes down hard for two seconds, with work in flight.
-        await at(t + 2.5 * LEASE + 1.5)
+        if isinstance(link, netns.Link):
+            await at(t + 0.8 + PARTITION)
+            link.heal()
+            healed_at = time.time()
+        # 3. Postgres goes down hard for two seconds, with work in flight.
+        await at(t + 10)
         assert await unfinished() > 0, "the run finished before the restart"
         await asyncio.to_thread(server.stop, "immediate")
+        counts["restarts"] += 1
         await asyncio.sleep(2)
         await asyncio.to_thread(server.start)
-        # 3. The reaper dies once; more workers die at random.
-        await at(t + 2.5 * LEASE + 5.5)
+        # 4. The reaper dies once; every connection is terminated twice;
+        # more workers die at random.
+        await at(t + 14)
         await kill_and_restart(reaper, 0.5)
-        for second in (7.5, 10.5):
-            await at(t + 2.5 * LEASE + second)
-            await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
+        await at(t + 16)
+        await terminate_all()
+        await at(t + 19)
+        await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
+        await at(t + 22)
+        await terminate_all()
+        await at(t + 25)
+        await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
         assert await unfinished() > 0, "the run finished before the last kill"
-        # 4. Everything settles.
+        # 5. Everything settles.
         await until(lambda: _zero(unfinished), 150, "every job to finish")
         await at(time.monotonic() - began)
+        if cutoff is not None:
+            # Its late statements land (TCP retransmits after the heal) and
+            # are refused; give them the retransmission backoff to arrive.
+            ran = Executions(record)
+            late_acks = {str(j) for j, a in cut_held.items()
+                         if ran.ended_at.get((str(j), a), healed_at) < healed_at}
+            assert late_acks, "no handler of the namespaced worker finished while cut off"
+            await until(lambda: late_acks <= dropped_results(cutoff), 30,
+                        "the namespaced worker's late acks to be refused")
     finally:
         codes = {p.name: p.stop() for p in procs if p.alive()}
         elapsed = time.monotonic() - began
@@ -188,41 +314,82 @@ async def test_no_job_is_lost_or_run_twice_under_chaos(
     final = await retrying(lambda: all_jobs(pool, tenant))
     await pool.close()
     execs = Executions(record)
-    assert len(final) == JOBS
-    assert {j.status for j in final} == {JobStatus.SUCCEEDED}, "lost or stuck jobs"
-
     starts: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for job_id, attempt, worker, _pid in execs.starts:
-        starts[job_id][attempt].append(worker)
+    for run_of, attempt, worker, _pid in execs.starts:
+        starts[run_of][attempt].append(worker)
+
+    lost = JOBS - len(final)
+    doubles: list[str] = []  # executions under a valid lease by two workers
     reruns = 0
     for job in final:
         runs = starts[str(job.id)]
-        # The winning attempt ran, and its result is the one stored.
-        assert job.result == {"worker": runs[job.attempt][0], "attempt": job.attempt}, job.id
-        expired = {e["attempt"] for e in job.errors if e["error"] == "lease expired"}
-        for attempt, ran_by in runs.items():
-            assert len(ran_by) == 1, f"{job.id} attempt {attempt} ran twice: {ran_by}"
-            if attempt != job.attempt:
-                # An earlier run is only allowed if its lease was lost.
-                assert attempt in expired, f"{job.id} re-ran without losing attempt {attempt}"
-                reruns += 1
-        assert job.attempt not in expired
+        winner = runs.get(job.attempt, [])
+        if job.status is not JobStatus.SUCCEEDED or job.result != {
+            "worker": winner[0] if winner else None, "attempt": job.attempt
+        }:
+            lost += 1  # not succeeded exactly as the records say
+        expired = {e["attempt"]: datetime.fromisoformat(e["at"]).timestamp()
+                   for e in job.errors if e["error"] == "lease expired"}
+        if job.attempt in expired:
+            lost += 1
+        attempts = sorted(runs)
+        for attempt in attempts:
+            ran_by = runs[attempt]
+            if len(ran_by) != 1:
+                doubles.append(f"{job.id} attempt {attempt} ran {len(ran_by)} times: {ran_by}")
+            if attempt == job.attempt:
+                continue
+            reruns += 1
+            # An earlier run is only allowed if its lease was lost, and the
+            # next run may start only once it was (2 ms: the log's rounding).
+            if attempt not in expired:
+                doubles.append(f"{job.id} re-ran without losing attempt {attempt}")
+                continue
+            later = [execs.started_at[(str(job.id), a)] for a in attempts if a > attempt]
+            if later and min(later) < expired[attempt] - 0.002:
+                doubles.append(f"{job.id}: attempt {attempt} expired at {expired[attempt]:.3f}"
+                               f" but a later one started at {min(later):.3f}")
+    executions = len(execs.starts)
+    print(
+        f"\nchaos summary: jobs={JOBS} kills={counts['kills']} stops={counts['stops']} "
+        f"restarts={counts['restarts']} terminations={counts['terminations']} "
+        f"partitions={counts['partitions']} late_acks_refused={len(late_acks)} "
+        f"executions={executions} "
+        f"re-executions={executions - len(starts)} reruns_after_lost_lease={reruns} "
+        f"lost={lost} double_executions={len(doubles)} in {elapsed:.1f}s"
+    )
+    assert len(final) == JOBS
+    assert lost == 0, "lost or stuck jobs"
+    assert not doubles, doubles[:20]
+
     # The paused worker's jobs went to others, and its late results were dropped.
-    stopped_log = list(stopped.events())
-    lost = {e.get("job_id") for e in stopped_log if e.get("event") == "lease lost"}
     by_id = {j.id: j for j in final}
+    noticed = lost_leases(stopped)
     for job_id, attempt in frozen.items():
         job = by_id[job_id]
         why = (f"{job_id} frozen at attempt {attempt} (SIGSTOP at {stopped_at:.3f}): "
                f"{job.result} {job.errors} {execs.of(job_id)}")
         assert job.attempt > attempt and job.result["worker"] != stopped_id, why
-        assert str(job_id) in lost, f"worker0 never noticed it lost {job_id}"
+        assert str(job_id) in noticed, f"worker0 never noticed it lost {job_id}"
     assert reruns >= len(frozen)
-    print(f"\nchaos: {JOBS} jobs in {elapsed:.1f}s, {len(execs.starts)} executions, "
-          f"{reruns} re-runs after lost leases, {len(frozen)} frozen with worker0")
+
+    if isinstance(link, str):
+        pytest.skip(f"network partition not tested (every other check passed): {link}")
+    # The partitioned worker's leases expired and its jobs ran elsewhere...
+    assert cutoff is not None
+    for job_id, attempt in cut_held.items():
+        job = by_id[job_id]
+        why = (f"{job_id} held at attempt {attempt} when cut off at {cut_at:.3f}: "
+               f"{job.result} {job.errors} {execs.of(job_id)}")
+        assert job.attempt > attempt and job.result["worker"] != cutoff_id, why
+        assert {"attempt": attempt, "worker": cutoff_id} in [
+            {"attempt": e["attempt"], "worker": e["worker"]} for e in job.errors
+            if e["error"] == "lease expired"], why
+    # ...and, healed, it went back to work with the rest.
+    after_heal = [j for j in final if j.result["worker"] == cutoff_id
+                  and execs.started_at[(str(j.id), j.attempt)] > healed_at]
+    assert after_heal, "the namespaced worker did no work after the heal"
 
 
 async def _zero(unfinished: Callable[[], Awaitable[int]]) -> bool:
     return await unfinished() == 0
-
-
