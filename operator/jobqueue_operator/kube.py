@@ -38,6 +38,8 @@ PLURALS: Mapping[str, str] = {
     "Tenant": "tenants",
     "ConfigMap": "configmaps",
     "SubjectAccessReview": "subjectaccessreviews",
+    "ScaledObject": "scaledobjects",
+    "TriggerAuthentication": "triggerauthentications",
 }
 
 

@@ -43,6 +43,7 @@ from jobqueue_operator.status import Depth
 
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
 METRIC = builders.DEPTH_METRIC
+METRICS = (builders.DEPTH_METRIC, builders.AGE_METRIC)
 log = logging.getLogger(__name__)
 # The ASGI scope key under which the connection's verified client certificate travels.
 PEERCERT = "jobqueue.peercert"
@@ -68,24 +69,27 @@ def resource_list() -> dict[str, Any]:
         "groupVersion": GROUP_VERSION,
         "resources": [
             {
-                "name": METRIC,
+                "name": name,
                 "singularName": "",
                 "namespaced": True,
                 "kind": "ExternalMetricValueList",
                 "verbs": ["get"],
             }
+            for name in METRICS
         ],
     }
 
 
-def value_list(labels: dict[str, str], values: list[int], now: datetime) -> dict[str, Any]:
+def value_list(
+    labels: dict[str, str], values: list[int], now: datetime, metric: str = METRIC
+) -> dict[str, Any]:
     return {
         "kind": "ExternalMetricValueList",
         "apiVersion": GROUP_VERSION,
         "metadata": {},
         "items": [
             {
-                "metricName": METRIC,
+                "metricName": metric,
                 "metricLabels": labels,
                 "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "value": str(value),
@@ -107,8 +111,8 @@ def _status(code: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-async def unfinished_jobs(ctx: Context, namespace: str, queue: str) -> int | None:
-    """Queued plus running jobs of `queue`, from the database of the JobQueue serving it."""
+async def queue_depth(ctx: Context, namespace: str, queue: str) -> Depth | None:
+    """The jobs of `queue`, from the database of the JobQueue serving it in `namespace`."""
     for item in await ctx.kube.list_all(models.API_VERSION, queue_reconciler.KIND, namespace):
         spec = queue_reconciler.parse(item.get("spec") or {})
         if not isinstance(spec, models.JobQueueSpec):
@@ -118,9 +122,15 @@ async def unfinished_jobs(ctx: Context, namespace: str, queue: str) -> int | Non
         url = await queue_reconciler.database_url(ctx, namespace, spec)
         if not isinstance(url, str):
             raise errors.DatabaseUnavailable(url.message)
-        depth = Depth.of(await ctx.databases.run(url, lambda p: stats.depth(p, queue=queue)))
-        return depth.queued + depth.running
+        return Depth.of(await ctx.databases.run(url, lambda p: stats.depth(p, queue=queue)))
     return None
+
+
+def metric_value(metric: str, depth: Depth) -> int:
+    """What an autoscaler compares with its target."""
+    if metric == builders.AGE_METRIC:
+        return int(depth.oldest_ready_age_seconds or 0)
+    return depth.queued + depth.running
 
 
 class Guard:
@@ -190,17 +200,19 @@ def app(ctx: Context, guard: Guard | None = None) -> Starlette:
             refused = await guard.check(request, namespace, name)
             if refused is not None:
                 return refused
-        if name != METRIC:
-            return _status(404, "NotFound", f"no external metric {name!r}; serving {METRIC!r}")
+        if name not in METRICS:
+            serving = ", ".join(METRICS)
+            return _status(404, "NotFound", f"no external metric {name!r}; serving {serving}")
         labels = parse_selector(request.query_params.get("labelSelector", ""))
         if labels is None or "queue" not in labels:
             return _status(400, "BadRequest", "labelSelector must be queue=<name>")
         try:
-            found = await unfinished_jobs(ctx, namespace, labels["queue"])
+            found = await queue_depth(ctx, namespace, labels["queue"])
         except (errors.JobQueueError, KubeError) as exc:
             return _status(503, "ServiceUnavailable", str(exc))
-        values = [] if found is None else [found]
-        return JSONResponse(value_list({"queue": labels["queue"]}, values, datetime.now(UTC)))
+        values = [] if found is None else [metric_value(name, found)]
+        now = datetime.now(UTC)
+        return JSONResponse(value_list({"queue": labels["queue"]}, values, now, name))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

@@ -121,9 +121,37 @@ class ResourceRequirements(_Model):
 
 
 class Autoscaling(_Model):
-    """Used when maxReplicas > minReplicas: an HPA on the queue-depth external metric."""
+    """How worker replicas follow the queue when maxReplicas > minReplicas.
 
-    target_queue_depth_per_replica: int = Field(100, ge=1, le=1_000_000)
+    A cluster has one owner of external.metrics.k8s.io: `hpa` uses ours (the
+    operator's metrics server), `keda` leaves scaling to a KEDA the cluster
+    already runs, `none` keeps minReplicas workers.
+    """
+
+    mode: Literal["hpa", "keda", "none"] = Field(
+        "hpa",
+        description="hpa: an HPA on our external metric; keda: a KEDA ScaledObject "
+        "(postgresql trigger, scale to zero allowed); none: fixed minReplicas",
+    )
+    target_queue_depth_per_replica: int = Field(
+        100, ge=1, le=1_000_000, description="unfinished jobs (queued + running) per worker"
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="scale down only to the highest replica count wanted this long; "
+        "stops a draining queue from flapping workers",
+    )
+    target_oldest_age_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=86_400,
+        description="hpa mode: also scale up while the oldest ready job has waited longer",
+    )
+    polling_interval_seconds: int = Field(
+        15, ge=1, le=3600, description="keda mode: how often KEDA counts the queue"
+    )
 
 
 class JobQueueSpec(_Model):
@@ -167,7 +195,15 @@ class JobQueueSpec(_Model):
 
     @property
     def autoscaled(self) -> bool:
-        return self.max_replicas > self.min_replicas
+        return self.autoscaling.mode != "none" and self.max_replicas > self.min_replicas
+
+    @property
+    def uses_hpa(self) -> bool:
+        return self.autoscaled and self.autoscaling.mode == "hpa"
+
+    @property
+    def uses_keda(self) -> bool:
+        return self.autoscaled and self.autoscaling.mode == "keda"
 
 
 # Cross-field rules the apiserver checks (CEL), next to the models they guard.
@@ -196,9 +232,9 @@ JOBQUEUE_SPEC_RULES: list[dict[str, str]] = [
         "fieldPath": ".minReplicas",
     },
     {
-        "rule": "self.minReplicas > 0 || self.maxReplicas == 0",
+        "rule": "self.minReplicas > 0 || self.maxReplicas == 0 || self.autoscaling.mode == 'keda'",
         "message": "minReplicas 0 pauses the queue and needs maxReplicas 0: "
-        "a HorizontalPodAutoscaler cannot scale from zero",
+        "a HorizontalPodAutoscaler cannot scale from zero (autoscaling.mode keda can)",
         "fieldPath": ".minReplicas",
     },
 ]
@@ -209,7 +245,7 @@ def jobqueue_spec_problems(spec: JobQueueSpec) -> list[str]:
     problems = []
     if spec.min_replicas > spec.max_replicas:
         problems.append("minReplicas must not exceed maxReplicas")
-    elif spec.min_replicas == 0 and spec.max_replicas > 0:
+    elif spec.min_replicas == 0 and spec.max_replicas > 0 and spec.autoscaling.mode != "keda":
         problems.append("minReplicas 0 pauses the queue and needs maxReplicas 0")
     return problems
 

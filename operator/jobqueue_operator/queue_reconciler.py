@@ -66,23 +66,40 @@ async def apply_children(ctx: Context, owner: builders.Owner, spec: models.JobQu
     autoscaled = spec.autoscaled or foreign
     replicas = builders.worker_replicas(spec, autoscaled=autoscaled, live=live)
     applied: dict[tuple[str, str], Manifest] = {}
-    for child in builders.jobqueue_children(owner, spec, worker_replicas=replicas):
+    keda_query = stats.autoscaler_query(spec.queue_name(owner.name)) if spec.uses_keda else None
+    children = builders.jobqueue_children(
+        owner, spec, worker_replicas=replicas, keda_query=keda_query
+    )
+    for child in children:
         result = await kube.apply(child)
         meta = result.get("metadata", {})
         if child["kind"] == "Deployment" and meta.get("uid"):
             ctx.applied_generations[meta["uid"]] = int(meta.get("generation") or 0)
         applied[(child["kind"], child["metadata"]["name"])] = result
-    if not spec.autoscaled:
+    if not spec.uses_hpa:
         for hpa in aimed:
             if _ours(hpa, owner):
                 await kube.delete(
                     HPA_API, "HorizontalPodAutoscaler", hpa["metadata"]["name"], owner.namespace
                 )
+    if not spec.uses_keda:
+        await _delete_ours(ctx, owner, builders.KEDA_API, ("ScaledObject", "TriggerAuthentication"))
     return Applied(
         worker=applied[("Deployment", worker_name)],
         reaper=applied[("Deployment", builders.reaper_name(owner))],
         autoscaled=autoscaled,
     )
+
+
+async def _delete_ours(
+    ctx: Context, owner: builders.Owner, api_version: str, kinds: tuple[str, ...]
+) -> None:
+    """Children of a mode no longer used (the mode changed); absent kinds are fine."""
+    name = builders.worker_name(owner)
+    for kind in kinds:
+        live = await ctx.kube.get(api_version, kind, name, owner.namespace)
+        if live is not None and _ours(live, owner):
+            await ctx.kube.delete(api_version, kind, name, owner.namespace)
 
 
 async def database_url(

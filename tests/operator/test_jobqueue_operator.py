@@ -528,13 +528,22 @@ async def test_external_metrics_serve_the_depth_the_autoscaler_scales_on(
 
     code, discovery = await asyncio.to_thread(external_metric, running, "")
     assert code == 200
-    assert [r["name"] for r in discovery["resources"]] == ["jobqueue_queue_depth"]
+    assert [r["name"] for r in discovery["resources"]] == [
+        "jobqueue_queue_depth",
+        "jobqueue_oldest_ready_age_seconds",
+    ]
     selector = urllib.parse.quote(f"queue={name}")
     path = f"/namespaces/{ns}/jobqueue_queue_depth?labelSelector={selector}"
     code, values = await asyncio.to_thread(external_metric, running, path)
     assert code == 200, values
     assert values["kind"] == "ExternalMetricValueList"
     assert [(i["value"], i["metricLabels"]) for i in values["items"]] == [("5", {"queue": name})]
+    # The second metric: how long the oldest ready job has waited, in whole seconds.
+    age_path = f"/namespaces/{ns}/jobqueue_oldest_ready_age_seconds?labelSelector={selector}"
+    code, ages = await asyncio.to_thread(external_metric, running, age_path)
+    assert code == 200, ages
+    assert [i["metricName"] for i in ages["items"]] == ["jobqueue_oldest_ready_age_seconds"]
+    assert 0 <= int(ages["items"][0]["value"]) < 60
     # Another namespace has no such queue: nothing, never someone else's numbers.
     other = f"/namespaces/default/jobqueue_queue_depth?labelSelector={selector}"
     assert (await asyncio.to_thread(external_metric, running, other))[1]["items"] == []

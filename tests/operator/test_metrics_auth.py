@@ -216,7 +216,7 @@ async def test_discovery_needs_the_front_proxy_but_no_user(
     path = METRICS
     proxy = client_cert(control_plane, FRONT_PROXY_CLIENT, "front-proxy-ca")
     code, body = await asyncio.to_thread(get, control_plane, server, path, cert=proxy)
-    assert code == 200 and [r["name"] for r in body["resources"]] == [METRIC]
+    assert code == 200 and METRIC in [r["name"] for r in body["resources"]]
     code, _ = await asyncio.to_thread(get, control_plane, server, path, cert=None)
     assert code == 401
 

@@ -25,3 +25,15 @@ async def depth(
         )
         for r in await conn.fetch(Q["depth"], tenant_id, queue)
     ]
+
+
+def autoscaler_query(queue: str) -> str:
+    """`unfinished_in_queue` with the queue as a literal, for an autoscaler that
+    runs SQL of its own and takes no parameters (KEDA's postgresql trigger).
+
+    The literal is quoted the standard way (quotes doubled), which is exact
+    under standard_conforming_strings, PostgreSQL's default since 9.1.
+    """
+    literal = "'" + queue.replace("'", "''") + "'"
+    lines = [ln for ln in Q["unfinished_in_queue"].splitlines() if not ln.lstrip().startswith("--")]
+    return " ".join(" ".join(lines).replace("$1", literal).split())

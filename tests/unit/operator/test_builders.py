@@ -196,3 +196,38 @@ def test_api_key_secret_round_trips_its_key() -> None:
     assert builders.secret_value(secret, "missing") is None
     assert builders.secret_value({"stringData": {"k": "v"}}, "k") == "v"
     assert builders.secret_value({"data": {"k": "%%%"}}, "k") is None
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "bounds", "last_kinds"),
+    [
+        ({}, (1, 3), ["Deployment", "HorizontalPodAutoscaler"]),
+        ({"mode": "keda"}, (0, 3), ["Deployment", "TriggerAuthentication", "ScaledObject"]),
+        ({"mode": "none"}, (1, 3), ["Deployment", "Deployment"]),
+        ({}, (2, 2), ["Deployment", "Deployment"]),  # nothing to scale between
+    ],
+)
+def test_the_autoscaling_mode_decides_the_scaler_children(
+    autoscaling: dict[str, Any], bounds: tuple[int, int], last_kinds: list[str]
+) -> None:
+    s = spec(minReplicas=bounds[0], maxReplicas=bounds[1], autoscaling=autoscaling)
+    children = builders.jobqueue_children(OWNER, s, worker_replicas=1, keda_query="SELECT 1")
+    assert [c["kind"] for c in children][-len(last_kinds) :] == last_kinds
+
+
+def test_keda_mode_needs_its_query_and_scale_from_zero_needs_keda() -> None:
+    with pytest.raises(ValueError, match="query"):
+        builders.jobqueue_children(OWNER, spec(autoscaling={"mode": "keda"}, maxReplicas=2),
+                                   worker_replicas=1)
+    assert models.jobqueue_spec_problems(spec(minReplicas=0, maxReplicas=2))
+    assert not models.jobqueue_spec_problems(
+        spec(minReplicas=0, maxReplicas=2, autoscaling={"mode": "keda"})
+    )
+
+
+def test_the_autoscaler_query_inlines_the_queue_as_a_quoted_literal() -> None:
+    from jobqueue.db import stats
+
+    query = stats.autoscaler_query("it's")
+    assert query.endswith("AND queue = 'it''s'")
+    assert "--" not in query and "$1" not in query

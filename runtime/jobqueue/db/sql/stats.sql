@@ -10,3 +10,12 @@ SELECT tenant_id, queue, status, count(*) AS jobs,
    AND ($2::text IS NULL OR queue = $2)
  GROUP BY tenant_id, queue, status
  ORDER BY tenant_id, queue, status;
+
+-- name: unfinished_in_queue
+-- Queued (ready or scheduled) plus leased and running jobs of one queue: the
+-- number the worker autoscalers scale on. KEDA's postgresql trigger runs it
+-- with the queue inlined (see `stats.autoscaler_query`).
+SELECT count(*)::bigint AS jobs
+  FROM jobs
+ WHERE status IN ('queued', 'leased', 'running')
+   AND queue = $1;
