@@ -7,11 +7,20 @@ is checked by the route (413 above the configured limit).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from jobqueue.models import DepthRow, Job, JobStatus, Priority
 
@@ -28,6 +37,19 @@ JsonData = dict[str, Any] | list[Any] | str | int | float | bool
 
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=KEY_PATTERN)]
 
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_datetime_text(value: object) -> object:
+    # Lax parsing reads a number (or a string of digits) as Unix seconds, so
+    # `"run_at": 1.5` would mean 1970; on the wire a time is ISO 8601 text.
+    if isinstance(value, str) and _ISO_DATETIME.match(value):
+        return value
+    raise ValueError("must be ISO 8601 text with a UTC offset, e.g. 2030-01-01T00:00:00Z")
+
+
+WireDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime_text)]
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,16 +65,18 @@ class JobIn(_In):
         ),
     )
     queue: str = Field("default", pattern=QUEUE_PATTERN)
-    priority: PriorityName | Annotated[int, Field(ge=0, le=3)] = "normal"
-    max_attempts: int | None = Field(
+    # Strict numbers and booleans on the wire: lax parsing would take `true`
+    # for 1, "3" for 3 and 2.0 for 2, and store what the caller never meant.
+    priority: PriorityName | Annotated[StrictInt, Field(ge=0, le=3)] = "normal"
+    max_attempts: StrictInt | None = Field(
         None,
         ge=1,
         le=1000,
         description="attempts before the DLQ; omitted or null: the queue's default "
         "(a JobQueue's maxAttempts), else 5",
     )
-    timeout_seconds: int = Field(300, ge=1, le=86400)
-    run_at: AwareDatetime | None = Field(
+    timeout_seconds: StrictInt = Field(300, ge=1, le=86400)
+    run_at: WireDatetime | None = Field(
         None, description="not before this time (a UTC offset is required)"
     )
 
@@ -69,7 +93,9 @@ class BatchIn(_In):
 
 
 class RetryIn(_In):
-    reset_attempts: bool = Field(False, description="start counting attempts from zero again")
+    reset_attempts: StrictBool = Field(
+        False, description="start counting attempts from zero again"
+    )
 
 
 class TokenIn(_In):
