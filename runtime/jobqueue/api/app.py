@@ -24,6 +24,7 @@ from jobqueue.api.quotas import BacklogGate, TenantCache
 from jobqueue.api.routes import auth as auth_routes
 from jobqueue.api.routes import jobs as job_routes
 from jobqueue.api.routes import ops as ops_routes
+from jobqueue.api.routing import RouteTable
 from jobqueue.api.state import Runtime
 from jobqueue.db import health, stats
 from jobqueue.observability import logging as obslog
@@ -123,11 +124,15 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
     app.include_router(job_routes.router)
     app.include_router(ops_routes.router)
     app.include_router(ws.router)
+    routers = (auth_routes.router, job_routes.router, ops_routes.router)
+    app.state.route_table = RouteTable(
+        [*app.router.routes, *(route for r in routers for route in r.routes)]
+    )
     # Added last runs first: Observe sees every answer, including 413s.
     single = 8 * settings.max_payload_bytes + middleware.SMALL_BODY_BYTES
     app.add_middleware(
         middleware.BodyLimit,
         limits={"/v1/jobs": single, "/v1/jobs/batch": settings.max_batch_bytes},
     )
-    app.add_middleware(middleware.Observe)
+    app.add_middleware(middleware.Observe, routes=app.state.route_table)
     return app

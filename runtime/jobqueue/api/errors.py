@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from structlog.typing import FilteringBoundLogger
 
 from jobqueue import errors
+from jobqueue.api.routing import RouteTable
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
 
@@ -153,16 +154,20 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body("validation_error", detail, fields=fields), 422)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode; to clients that is
         # one more invalid body.
         return JSONResponse(body("validation_error", str(exc.detail)), 422)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(
-        body(code, str(exc.detail)), exc.status_code, headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route whose path
+        # matched, and FastAPI makes one route per method (GET and POST /v1/jobs).
+        table: RouteTable = request.app.state.route_table
+        headers["Allow"] = ", ".join(sorted(table.methods(request.url.path)))
+    return JSONResponse(body(code, str(exc.detail)), exc.status_code, headers=headers)
 
 
 def log_unexpected(path: str, exc: BaseException) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import time
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobqueue.api import errors
 from jobqueue.api.errors import body as error_body
+from jobqueue.api.routing import RouteTable
 from jobqueue.observability import metrics
 
 # Everything that is not a job submission is small.
@@ -116,8 +116,9 @@ class Observe:
     Caught here, inside Starlette's error middleware, so uvicorn does not log
     the exception a second time with its locals."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, routes: RouteTable) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,12 +149,8 @@ class Observe:
             metrics.API_LATENCY.labels(method, endpoint).observe(time.perf_counter() - start)
 
     def _endpoint(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is None:
+        path = getattr(scope.get("route"), "path", None)
+        if not isinstance(path, str):
             # Answered before routing (e.g. 413): find the template by matching.
-            for candidate in scope["app"].routes:
-                if candidate.matches(scope)[0] is not Match.NONE:
-                    route = candidate
-                    break
-        path = getattr(route, "path", None)
-        return path if isinstance(path, str) else metrics.UNMATCHED_ENDPOINT
+            path = self.routes.template(scope["path"])
+        return path if path is not None else metrics.UNMATCHED_ENDPOINT
