@@ -10,7 +10,8 @@ from handler code and from tasks started within.
 
 Two guards run on every line, whoever logs it: values under secret-looking
 keys (api_key, token, authorization, password, secret, ...) and secret-looking
-strings (jq_ API keys, bearer tokens, passwords in URLs) are redacted; and
+strings (jq_ API keys, bearer tokens, JWTs, passwords in URLs, query
+parameters whose percent-decoded name is secret-looking) are redacted; and
 job payloads (`data`, `payload`, `result`) are dropped above debug level.
 """
 
@@ -20,6 +21,7 @@ import functools
 import logging
 import re
 import sys
+import urllib.parse
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from typing import Any, TextIO, cast
@@ -43,7 +45,15 @@ _SECRET_TEXT = [
     (("earer", "EARER", "asic", "ASIC"),
      re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
     (("@",), re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),  # user:pw@
+    # A JWT wherever it appears (header.claims.signature, base64url JSON).
+    (("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"),
+     REDACTED),
 ]
+# `name=value` in a query string (or a form body). The name is judged after
+# percent-decoding, as the server decodes it: `?%74oken=` is `?token=`.
+_QUERY_PAIR = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#?\s\"']+)=(?P<value>[^&;#\s\"']*)")
+# Enough for a name encoded twice over (%2574oken); a server decodes once.
+_DECODE_ROUNDS = 3
 _PAYLOAD_KEYS = frozenset({"data", "payload", "result"})
 # Values this module and structlog put there themselves: never secrets.
 _TRUSTED_KEYS = frozenset({"timestamp", "level", "logger", "job_id", "tenant_id", "worker_id",
@@ -57,11 +67,37 @@ def is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
+def is_secret_parameter(name: str) -> bool:
+    """A query parameter's (still encoded) name names a credential, decoded
+    as many times as a server or proxy on the way might decode it."""
+    for _ in range(_DECODE_ROUNDS):
+        if is_secret_key(name):
+            return True
+        decoded = urllib.parse.unquote_plus(name)
+        if decoded == name:
+            return False
+        name = decoded
+    return is_secret_key(name)
+
+
+def _redact_pair(m: re.Match[str]) -> str:
+    if m["value"] and is_secret_parameter(m["name"]):
+        return f"{m['sep']}{m['name']}={REDACTED}"
+    return m[0]
+
+
+def redact_query(text: str) -> str:
+    """Credential-bearing `name=value` pairs of query strings in `text`, redacted."""
+    if "=" not in text or not ("?" in text or "&" in text or ";" in text):
+        return text
+    return _QUERY_PAIR.sub(_redact_pair, text)
+
+
 def redact_text(text: str) -> str:
     for markers, pattern, repl in _SECRET_TEXT:
         if any(m in text for m in markers):
             text = pattern.sub(repl, text)
-    return text
+    return redact_query(text)
 
 
 def redact(value: object, depth: int = 0) -> object:
@@ -71,13 +107,23 @@ def redact(value: object, depth: int = 0) -> object:
     if depth >= _MAX_DEPTH:
         return value
     if isinstance(value, dict):
-        return {
-            k: REDACTED if isinstance(k, str) and is_secret_key(k) else redact(v, depth + 1)
-            for k, v in value.items()
-        }
+        return {k: REDACTED if _is_secret_name(k) else redact(v, depth + 1)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if len(value) == 2 and _is_secret_name(value[0]):
+            # A (name, value) pair: ASGI headers, parse_qsl() output.
+            return [value[0], REDACTED]
         return [redact(v, depth + 1) for v in value]
+    if isinstance(value, bytes | bytearray):
+        # Raw headers and query strings are bytes in ASGI.
+        return redact_text(bytes(value).decode("latin-1"))
     return value
+
+
+def _is_secret_name(name: object) -> bool:
+    if isinstance(name, bytes | bytearray):
+        name = bytes(name).decode("latin-1")
+    return isinstance(name, str) and is_secret_parameter(name)
 
 
 def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

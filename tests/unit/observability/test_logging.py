@@ -125,3 +125,35 @@ def test_exception_messages_are_redacted_in_json(lines: io.StringIO) -> None:
     (line,) = parsed(lines)
     assert line["exception"][0]["exc_type"] == "ConnectionError"
     assert obslog.REDACTED in line["exception"][0]["exc_value"]
+
+
+def test_query_parameters_are_judged_by_their_decoded_name(lines: io.StringIO) -> None:
+    secret = "hunter2hunter2"
+    names = ["token", "%74oken", "tok%65n", "%2574oken", "API%5FKEY", "access_token",
+             "pass%77ord", "client+secret"]
+    url = "/ws/jobs?" + "&".join(f"{n}={secret}" for n in names) + "&queue=emails&page=2"
+    obslog.get_logger("t").info(f'"WebSocket {url}" [accepted]', url=url)
+    text = lines.getvalue()
+    assert secret not in text
+    (line,) = parsed(lines)
+    for n in names:
+        assert f"{n}={obslog.REDACTED}" in str(line["url"]), n
+    assert "queue=emails&page=2" in str(line["url"])  # other parameters stay readable
+
+
+def test_a_jwt_is_redacted_wherever_it_appears(lines: io.StringIO) -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhY21lIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    obslog.get_logger("t").info(f"path /ws/{jwt}/x", note=f"got {jwt}")
+    assert "eyJzdWIiOiJhY21lIn0" not in lines.getvalue()
+
+
+def test_credential_headers_as_raw_pairs_are_redacted(lines: io.StringIO) -> None:
+    headers = [(b"authorization", b"Basic dXNlcjpwYXNzd29yZA"), (b"x-api-key", b"k-raw-1"),
+               (b"cookie", b"session=k-raw-2"), (b"accept", b"application/json")]
+    obslog.get_logger("t").info("request", scope_headers=headers,
+                                query=[("%74oken", "k-raw-3"), ("queue", "q")])
+    text = lines.getvalue()
+    assert not any(s in text for s in ("dXNlcjpwYXNzd29yZA", "k-raw-1", "k-raw-2", "k-raw-3"))
+    (line,) = parsed(lines)
+    assert ["accept", "application/json"] in line["scope_headers"]
+    assert ["queue", "q"] in line["query"]
