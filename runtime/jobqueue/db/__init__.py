@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import asyncpg
 
 from jobqueue import errors
+from jobqueue.db import jsontext
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,7 +100,9 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            typ, encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog"
+        )
 
 
 @translate

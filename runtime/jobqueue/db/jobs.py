@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from jobqueue import errors, idempotency
-from jobqueue.db import Executor, Record, queries, rows, translate
+from jobqueue.db import Executor, Record, jsontext, queries, rows, translate
 from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
 
 Q = queries.load("jobs")
@@ -85,7 +84,7 @@ async def submit_many(
         tenant_id,
         [j.queue for j in jobs],
         [j.type for j in jobs],
-        [json.dumps(j.data) for j in jobs],
+        [jsontext.dumps(j.data) for j in jobs],
         [int(j.priority) for j in jobs],
         [j.max_attempts for j in jobs],
         [j.timeout_seconds for j in jobs],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobqueue.db import Executor, queries, rows, translate
+from jobqueue.db import Executor, jsontext, queries, rows, translate
 from jobqueue.models import JSON, JobId, Lease, LeaseToken, Transition, WorkerId
 
 Q = queries.load("leases")
@@ -53,12 +53,15 @@ async def heartbeat(
 async def ack(
     conn: Executor, *, done: Sequence[tuple[JobId, LeaseToken, JSON]]
 ) -> list[Transition]:
-    """-> succeeded, for a batch. Missing from the result: lease lost."""
+    """-> succeeded, for a batch. Missing from the result: lease lost.
+
+    A result of None stores no result (NULL). Strings in results are made
+    storable (`jsontext.storable`: NUL and lone surrogates become U+FFFD).
+    """
     if not done:
         return []
-    found = await conn.fetch(
-        Q["ack"], [d[0] for d in done], [d[1] for d in done], [d[2] for d in done]
-    )
+    results = [None if d[2] is None else jsontext.dumps_storable(d[2]) for d in done]
+    found = await conn.fetch(Q["ack"], [d[0] for d in done], [d[1] for d in done], results)
     return [rows.transition(r) for r in found]
 
 
@@ -73,8 +76,12 @@ async def fail(
     permanent: bool = False,
 ) -> Transition | None:
     """-> queued after `retry_in_seconds` (from the database clock), or -> dlq
-    when attempts are exhausted or `permanent`. None: the lease was lost."""
-    r = await conn.fetchrow(Q["fail"], job_id, token, error[:4000], retry_in_seconds, permanent)
+    when attempts are exhausted or `permanent`. None: the lease was lost.
+
+    `error` is made storable (`jsontext.storable_text`: NUL and lone
+    surrogates become U+FFFD) and cut to 4,000 characters."""
+    text = jsontext.storable_text(error[:4000])
+    r = await conn.fetchrow(Q["fail"], job_id, token, text, retry_in_seconds, permanent)
     return rows.transition(r) if r else None
 
 

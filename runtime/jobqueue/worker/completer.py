@@ -135,8 +135,10 @@ class Completer:
             self._settle([c])
 
     async def _ack_one_by_one(self, wins: list[Completion]) -> list[Transition]:
-        """A result the database refuses (e.g. a NUL in a string) must not
-        block the batch: ack the others, dead-letter that one."""
+        """A result the database refuses must not block the batch: ack the
+        others, dead-letter that one. (NUL and lone surrogates no longer
+        reach it: the db layer stores them as U+FFFD; this is for whatever
+        else a server may refuse.)"""
         out: list[Transition] = []
         for c in wins:
             try:

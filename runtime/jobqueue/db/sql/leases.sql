@@ -19,10 +19,13 @@ UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
 RETURNING jobs.id;
 
 -- name: ack
+-- Results travel as JSON text: asyncpg reads a list inside a jsonb[]
+-- parameter as one more array dimension ([1, 2] was stored as 1, [] as
+-- NULL, and a ragged list failed the whole batch).
 UPDATE jobs
-   SET status = 'succeeded', result = a.result, finished_at = now(), updated_at = now(),
+   SET status = 'succeeded', result = a.result::jsonb, finished_at = now(), updated_at = now(),
        lease_token = NULL, lease_expires_at = NULL
-  FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS a(id, token, result)
+  FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS a(id, token, result)
  WHERE jobs.id = a.id AND jobs.lease_token = a.token
    AND jobs.status IN ('leased', 'running')
 RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
