@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from structlog.typing import FilteringBoundLogger
 
 from jobqueue import db
-from jobqueue.api import auth, errors, listener, middleware, ws
+from jobqueue.api import auth, errors, listener, middleware, revalidate, ws
 from jobqueue.api.hub import Hub
 from jobqueue.api.quotas import BacklogGate, TenantCache
 from jobqueue.api.routes import auth as auth_routes
@@ -97,6 +97,9 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
                 asyncio.create_task(listener.keep_listening(dsn, hub), name="event-listener")
             )
         rt.tasks.append(asyncio.create_task(_refresh_depth(rt), name="depth-refresh"))
+        rt.tasks.append(
+            asyncio.create_task(revalidate.keep_revalidating(rt), name="watcher-revalidation")
+        )
         app.state.runtime = rt
         try:
             # Warm one connection so the first request does not pay for it.

@@ -18,6 +18,9 @@ from structlog.typing import FilteringBoundLogger
 from jobqueue.models import TenantId
 from jobqueue.observability import logging as obslog
 
+# WebSocket close code for a watcher that fell too far behind: try again later.
+TOO_SLOW = 1013
+
 
 def _log() -> FilteringBoundLogger:
     # Looked up per use: a logger bound at import would keep the logging
@@ -40,6 +43,9 @@ class Subscription:
         self.tenant_id = tenant_id
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=size)
         self.dropped = False
+        # Why the hub ended it, for the socket's close frame.
+        self.close_code = TOO_SLOW
+        self.close_reason = "too slow: events were dropped"
 
     def offer(self, event: Event) -> bool:
         """Queue the event; False (and the subscription closed) if it is full."""
@@ -52,7 +58,11 @@ class Subscription:
             self.close()
             return False
 
-    def close(self) -> None:
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code is not None:
+            self.close_code = code
+        if reason is not None:
+            self.close_reason = reason
         self.dropped = True
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -83,6 +93,17 @@ class Hub:
             subs.discard(sub)
             if not subs:
                 del self._by_tenant[sub.tenant_id]
+
+    def tenants(self) -> list[TenantId]:
+        """The tenants with a watcher now (not the admin's)."""
+        return list(self._by_tenant)
+
+    def evict(self, tenant_id: TenantId, code: int, reason: str) -> int:
+        """End every watcher of the tenant with this close code; how many."""
+        subs = self._by_tenant.pop(tenant_id, set())
+        for sub in subs:
+            sub.close(code, reason)
+        return len(subs)
 
     @property
     def subscribers(self) -> int:

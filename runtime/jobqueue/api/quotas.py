@@ -41,6 +41,13 @@ class TenantCache:
         self._entries[tenant_id] = (now, tenant)
         return tenant
 
+    def put(self, tenant: Tenant) -> None:
+        """A row read just now elsewhere (the watcher check): requests see it too."""
+        self._entries[tenant.id] = (self._clock(), tenant)
+
+    def forget(self, tenant_id: TenantId) -> None:
+        self._entries.pop(tenant_id, None)
+
 
 class BacklogGate:
     """Decides when a submission must count the tenant's backlog exactly (pure)."""

@@ -8,7 +8,9 @@ subscription is in place, then `{"type": "job", "job_id", "tenant_id",
 when events may have been missed (the server's LISTEN connection came
 back). A watcher that falls `ws_queue_size` events behind is closed with
 code 1013; it should reconnect and re-read what it cares about. The socket
-closes with 1008 when the token is refused or expires.
+closes with 1008 when the token is refused or expires, and, as HTTP refuses
+the tenant's requests, with 4403 once its tenant is disabled and 4401 once
+it is deleted, within `tenant_cache_seconds` (see `api.revalidate`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ async def _pump(websocket: WebSocket, sub: Subscription) -> tuple[int, str]:
     while True:
         event = await sub.queue.get()
         if event is None:
-            return TRY_AGAIN_LATER, "too slow: events were dropped"
+            return sub.close_code, sub.close_reason
         await websocket.send_text(json.dumps({k: v for k, v in event.items() if v is not None}))
 
 

@@ -74,3 +74,18 @@ def test_a_malformed_payload_is_ignored() -> None:
     sa = hub.subscribe(A)
     hub.publish("not json")
     assert drain(sa) == []
+
+
+def test_evicting_a_tenant_ends_its_watchers_with_the_reason_and_no_others() -> None:
+    hub = Hub(queue_size=10)
+    a1, a2, sb, admin = hub.subscribe(A), hub.subscribe(A), hub.subscribe(B), hub.subscribe(None)
+    hub.publish(payload(("j1", "a", "queued", "q")))
+    assert hub.evict(A, 4403, "tenant a is disabled") == 2
+    for sub in (a1, a2):
+        assert drain(sub) == [None]  # pending events dropped, then the end
+        assert (sub.close_code, sub.close_reason) == (4403, "tenant a is disabled")
+    assert hub.tenants() == [B]
+    hub.unsubscribe(a1)  # the socket's own cleanup afterwards is harmless
+    hub.publish(payload(("j2", "a", "queued", "q"), ("j3", "b", "queued", "q")))
+    assert ids(sb) == ["j3"] and ids(admin) == ["j1", "j2", "j3"]
+    assert hub.evict(A, 4403, "again") == 0
