@@ -106,3 +106,18 @@ class ApiSettings(BaseSettings):
     ws_queue_size: int = Field(1000, ge=1)
     # A whole batch request; also bounds the memory one request can take.
     max_batch_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+    # Metrics name every tenant and queue: they are served without
+    # credentials only on this port of their own (on `metrics_host`, else
+    # `host`), for Prometheus; the public port's /metrics needs the admin
+    # token. Unset: no metrics port.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str | None = None
+
+    @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> ApiSettings:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(
+                f"metrics_port ({self.metrics_port}) must differ from port: "
+                "the public port never serves metrics without credentials"
+            )
+        return self

@@ -20,7 +20,7 @@ from tests.api import support
 
 
 async def test_probes_metrics_and_docs(
-    anon: httpx.AsyncClient, client_a: httpx.AsyncClient
+    anon: httpx.AsyncClient, client_a: httpx.AsyncClient, admin: httpx.AsyncClient
 ) -> None:
     assert (await anon.get("/healthz")).json() == {"status": "ok", "detail": None}
     assert (await anon.get("/readyz")).status_code == 200
@@ -29,7 +29,7 @@ async def test_probes_metrics_and_docs(
     ).json()
     await client_a.get(f"/v1/jobs/{job['id']}")
     await anon.get("/no/such/path")
-    metrics = (await anon.get("/metrics")).text
+    metrics = (await admin.get("/metrics")).text
     # Route templates, never raw paths (no job id in a label).
     assert 'api_requests_total{endpoint="/v1/jobs/{job_id}",method="GET",status="200"}' in metrics
     assert 'endpoint="<unmatched>"' in metrics

@@ -38,7 +38,8 @@ class Proc:
     process: subprocess.Popen[bytes]
     out: Path
     err: Path
-    url: str  # where /metrics (and, for the API, everything else) answers
+    url: str  # where the process answers: the API, or a worker's /metrics
+    metrics_url: str = ""  # where /metrics answers, if not at `url` (the API's port of its own)
 
     def stop(self) -> int:
         """SIGTERM, as Kubernetes stops a pod; the exit code."""
@@ -105,9 +106,11 @@ async def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path,
 
 
 async def start_api(env: dict[str, str], log_dir: Path) -> Proc:
-    port = free_port()
-    env = {**env, "JOBQUEUE_API_PORT": str(port)}
-    return await spawn("api", ["api"], env, log_dir, f"http://127.0.0.1:{port}", "/healthz")
+    port, metrics_port = free_port(), free_port()
+    env = {**env, "JOBQUEUE_API_PORT": str(port), "JOBQUEUE_API_METRICS_PORT": str(metrics_port)}
+    proc = await spawn("api", ["api"], env, log_dir, f"http://127.0.0.1:{port}", "/healthz")
+    proc.metrics_url = f"http://127.0.0.1:{metrics_port}"
+    return proc
 
 
 async def start_worker(env: dict[str, str], log_dir: Path, *extra: str,
@@ -125,7 +128,7 @@ async def start_reaper(env: dict[str, str], log_dir: Path) -> Proc:
 
 
 async def scrape(proc: Proc) -> tuple[str, Samples]:
-    async with httpx.AsyncClient(base_url=proc.url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=proc.metrics_url or proc.url, timeout=10) as client:
         r = await client.get("/metrics")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")

@@ -389,3 +389,27 @@ def test_postgresql_password_is_kept_across_upgrades(
     )
     upgrade = rendered()
     assert upgrade == first
+
+
+def test_api_metrics_get_a_port_and_a_cluster_only_service_of_their_own(helm: Any) -> None:
+    docs = render(helm, "jobqueue-system", "--set", "api.service.type=LoadBalancer")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    api = by_name[("Deployment", "rel-jobqueue-api")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in api["env"]}
+    assert env["JOBQUEUE_API_METRICS_PORT"] == "9102"
+    assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in api["ports"]
+    public = by_name[("Service", "rel-jobqueue-api")]
+    assert [p["name"] for p in public["spec"]["ports"]] == ["http"]  # never the metrics
+    scrape = by_name[("Service", "rel-jobqueue-api-metrics")]
+    assert scrape["spec"]["type"] == "ClusterIP"
+    assert scrape["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert scrape["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9102",
+        "prometheus.io/path": "/metrics",
+    }
+    off = render(helm, "jobqueue-system", "--set", "api.metrics.enabled=false")
+    assert "rel-jobqueue-api-metrics" not in {d["metadata"]["name"] for d in off}
+    bad = helm("template", "rel", str(CHART), "--set", f"database.url={DB_URL}",
+               "--set", "api.metrics.port=0", check=False)
+    assert bad.returncode != 0 and "/api/metrics/port" in bad.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from wsgiref.simple_server import WSGIServer
 
 from fastapi import FastAPI
 from structlog.typing import FilteringBoundLogger
@@ -58,6 +59,17 @@ async def _refresh_depth(rt: Runtime) -> None:
             rt.backlog.snapshot(rows)
             failing = False
         await asyncio.sleep(rt.settings.depth_refresh_seconds)
+
+
+def _serve_metrics(settings: ApiSettings) -> WSGIServer | None:
+    """The metrics port, if configured: no credentials, so it listens apart
+    from the public port, where only the scraper should reach it."""
+    if settings.metrics_port is None:
+        return None
+    host = settings.metrics_host or settings.host
+    server = metrics.serve(settings.metrics_port, addr=host)
+    _log().info("metrics served", host=host, port=server.server_port)
+    return server
 
 
 def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
@@ -107,10 +119,14 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
                 await health.ping(pool)
         except Exception:
             _log().warning("database unavailable at start; answering 503 until it is back")
+        scrape = _serve_metrics(settings)
         _log().info("api started", host=settings.host, port=settings.port)
         try:
             yield
         finally:
+            if scrape is not None:
+                scrape.shutdown()
+                scrape.server_close()
             for task in rt.tasks:
                 task.cancel()
             await asyncio.gather(*rt.tasks, return_exceptions=True)

@@ -1,11 +1,16 @@
-"""Probes and metrics: /healthz (alive), /readyz (database reachable), /metrics."""
+"""Probes and metrics: /healthz (alive), /readyz (database reachable), /metrics
+(admin only here; the metrics port serves it to Prometheus, see app.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 
 from jobqueue import errors
+from jobqueue.api import deps
 from jobqueue.api import errors as api_errors
 from jobqueue.api.deps import RuntimeDep
 from jobqueue.api.routes import docs
@@ -53,10 +58,24 @@ def _not_ready(detail: str) -> Response:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (the admin credential only)",
+    description=(
+        "Metrics name every tenant and queue, so on the public port they need the "
+        "admin credential as a bearer token. Prometheus scrapes the dedicated port "
+        "(JOBQUEUE_API_METRICS_PORT) instead, which needs none."
+    ),
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **docs.errors(401, 403),
+    },
 )
-async def prometheus() -> Response:
+async def prometheus(
+    rt: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(deps.bearer_scheme)],
+) -> Response:
+    principal = deps.authenticate(rt, credentials.credentials if credentials else None)
+    if not principal.admin:
+        raise api_errors.forbidden("metrics need the admin credential")
     payload, content_type = metrics.render()
     return Response(payload, media_type=content_type)
