@@ -41,6 +41,15 @@ CREATE TABLE rate_limits (
     tat       timestamptz NOT NULL
 ) WITH (fillfactor = 50);
 
+-- Failure budgets of POST /auth/token (GCRA as above), per client address
+-- ('addr:…') and per tenant id named ('tenant:…', existing or not). A row
+-- whose tat has passed is a full budget; later failures delete a few.
+CREATE TABLE auth_failures (
+    key text PRIMARY KEY,
+    tat timestamptz NOT NULL
+) WITH (fillfactor = 50);
+CREATE INDEX auth_failures_tat ON auth_failures (tat);
+
 -- Start-time fair queueing between tenants of one queue: the queue's virtual
 -- clock and each tenant's finish tag. Leasing locks the queue row, which
 -- also serialises leasers of one queue so tenant quotas hold under races.
