@@ -114,3 +114,25 @@ async def test_a_result_with_unstorable_characters_succeeds_with_markers(
     assert [j.status for j in done] == [JobStatus.SUCCEEDED] * 3
     assert done[0].result == {f"k{MARK}": [f"v{MARK}", {MARK: MARK}], "fine": "\N{GRINNING FACE}"}
     assert [j.result for j in done[1:]] == [[1, 2], "good"]
+
+
+def _deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("levels", [5_000, 100_000])
+async def test_a_result_nested_too_deep_to_store_dead_letters_the_job_only(
+    dsn: str, pool: db.Pool, levels: int
+) -> None:
+    deep = _deep(levels)
+
+    async def returns(ctx: JobContext, data: Any) -> Any:
+        return deep if data["v"] == "deep" else data["v"]
+
+    done = await _run(dsn, pool, returns, ["deep", [1, 2]])
+    assert [j.status for j in done] == [JobStatus.DLQ, JobStatus.SUCCEEDED]
+    assert done[0].last_error is not None and "result" in done[0].last_error
+    assert done[1].result == [1, 2]

@@ -11,7 +11,7 @@ Two things jsonb does not keep as Python writes them:
 - Strings may not hold NUL (`\\u0000`) or a lone surrogate: jsonb and text
   refuse them and the statement fails. Client input with them is refused
   (that is the caller's error to see); what a handler returns or raises is
-  the worker's to store, so `storable` and `storable_text` replace each
+  the worker's to store, so `dumps_storable` and `storable_text` replace each
   such character with U+FFFD, the Unicode replacement character, which
   says "a character was here that could not be kept" and is itself
   storable anywhere.
@@ -23,6 +23,7 @@ import json
 import re
 from decimal import Decimal
 
+from jobqueue import errors
 from jobqueue.models import JSON
 
 MARKER = "\N{REPLACEMENT CHARACTER}"
@@ -31,6 +32,10 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # strings by matching whole string tokens first.
 _EXPONENT = re.compile(r"\d[eE][-+]\d")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?[eE][-+]?\d+')
+# In JSON text: an escaped backslash, a surrogate pair, NUL, a lone surrogate.
+_ESCAPE = re.compile(
+    r"\\\\|\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}|\\u0000|\\ud[89a-f][0-9a-f]{2}"
+)
 
 
 def _positional(m: re.Match[str]) -> str:
@@ -45,9 +50,13 @@ def dumps(value: JSON) -> str:
     """JSON text that jsonb stores as `value` (see the module docstring).
 
     NaN and Infinity are written as Python writes them, and jsonb refuses
-    them: the caller learns it from the statement's InvalidInput.
+    them: the caller learns it from the statement's InvalidInput. A value
+    nested past what json can encode is InvalidInput too.
     """
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except RecursionError:
+        raise errors.InvalidInput("JSON nested too deep to encode") from None
     # Almost every text has no exponent: one search, no rewrite.
     if _EXPONENT.search(text) is None:
         return text
@@ -59,24 +68,22 @@ def storable_text(text: str) -> str:
     return _UNSTORABLE.sub(MARKER, text)
 
 
-def storable(value: JSON) -> JSON:
-    """`value` with NUL and lone surrogates replaced by U+FFFD in every
-    string, keys included; the same object when there is nothing to replace."""
-    if isinstance(value, str):
-        return storable_text(value)
-    if isinstance(value, dict):
-        return {storable_text(k) if isinstance(k, str) else k: storable(v)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable(v) for v in value]
-    return value
-
-
 def dumps_storable(value: JSON) -> str:
-    """`dumps` of `storable(value)`, without walking `value` unless needed."""
+    """`dumps(value)` with every NUL and lone surrogate in its strings, keys
+    included, replaced by U+FFFD.
+
+    Done on the JSON text, not by walking `value`: a walk would recurse as
+    deep as the value nests. json.dumps writes every NUL as \\u0000 and every
+    surrogate as \\udXXX (characters past U+FFFF as a high-low pair), and a
+    backslash appears in JSON text only inside strings, so the escapes are
+    found by one scan that consumes escaped backslashes and pairs whole.
+    """
     text = dumps(value)
-    # ensure_ascii leaves every NUL as \u0000 and every surrogate as \udXXX
-    # (characters past U+FFFF too, as pairs; the walk leaves those alone).
     if "\\u0000" not in text and "\\ud" not in text:
         return text
-    return dumps(storable(value))
+    return _ESCAPE.sub(_mark, text)
+
+
+def _mark(m: re.Match[str]) -> str:
+    token = m.group()
+    return token if token == "\\\\" or len(token) == 12 else "\\ufffd"

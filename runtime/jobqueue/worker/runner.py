@@ -141,9 +141,11 @@ class Runner:
             )
         try:
             # The database refuses NaN and Infinity in jsonb; catch them here,
-            # where the error names this job, not in a batch ack.
+            # where the error names this job, not in a batch ack. So too a
+            # value nested past what json can encode (RecursionError), which
+            # would otherwise escape the ack and stop the worker.
             json.dumps(result, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return Failed(
                 f"the handler's result is not JSON: {type(exc).__name__}: {exc}", permanent=True
             )
