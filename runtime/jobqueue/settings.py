@@ -112,6 +112,15 @@ class ApiSettings(BaseSettings):
     # token. Unset: no metrics port.
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str | None = None
+    # Wrong API keys at POST /auth/token, per client address: a person who
+    # mistypes gets many tries; a guesser gets 10 a minute after the first 20.
+    auth_address_failure_burst: int = Field(20, ge=1)
+    auth_address_failures_per_minute: float = Field(10.0, gt=0)
+    # Per tenant named, from every address together: past it, each address
+    # gets one guess per its whole budget (see routes/auth.py); the owner's
+    # right key still works.
+    auth_tenant_failure_burst: int = Field(100, ge=1)
+    auth_tenant_failures_per_minute: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
     def _metrics_port_of_its_own(self) -> ApiSettings:
