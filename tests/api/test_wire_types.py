@@ -88,7 +88,7 @@ async def test_every_typed_field_of_a_submission_refuses_lax_values_and_stores_n
     assert (job["priority"], job["max_attempts"], job["timeout_seconds"]) == ("critical", 2, 9)
 
 
-async def test_retry_refuses_a_non_boolean_reset_and_leaves_the_job_dead(
+async def test_retry_refuses_a_non_boolean_reset_and_leaves_the_job_in_the_dlq(
     client_a: httpx.AsyncClient, anon: httpx.AsyncClient, api_pool: db.Pool
 ) -> None:
     spec = (await anon.get("/openapi.json")).json()
