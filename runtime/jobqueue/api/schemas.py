@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -22,20 +23,34 @@ from pydantic import (
     StrictInt,
 )
 
+from jobqueue import validation
 from jobqueue.models import DepthRow, Job, JobStatus, Priority
 
-PriorityName = Literal["low", "normal", "high", "critical"]
-# Printable ASCII without spaces: safe in a header and in a log line.
-KEY_PATTERN = r"^[!-~]+$"
-QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
-TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
+# One definition for every entrance (API, client, CLI, db layer).
+KEY_PATTERN = validation.KEY_PATTERN
+QUEUE_PATTERN = validation.QUEUE_PATTERN
+TYPE_PATTERN = validation.TYPE_PATTERN
+TENANT_PATTERN = validation.TENANT_PATTERN
 
-TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+PriorityName = Literal["low", "normal", "high", "critical"]
+
+
+def _storable(value: Any) -> Any:
+    # The same check the db layer makes before SQL, here so it is a 422
+    # naming the field: nesting past the limit, NUL, lone surrogates, NaN.
+    if (problem := validation.data_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
 
 # Any JSON value except null: the column holds JSON, and SQL NULL is not JSON.
-JsonData = dict[str, Any] | list[Any] | str | int | float | bool
+JsonData = Annotated[
+    dict[str, Any] | list[Any] | str | int | float | bool, AfterValidator(_storable)
+]
 
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=KEY_PATTERN)]
+IdempotencyKey = Annotated[
+    str, Field(min_length=1, max_length=validation.KEY_MAX_LENGTH, pattern=KEY_PATTERN)
+]
 
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
@@ -61,7 +76,8 @@ class JobIn(_In):
         default_factory=dict,
         description=(
             "any JSON value but null, its strings without NUL (\\u0000), which "
-            "PostgreSQL cannot store; the handler gets it"
+            f"PostgreSQL cannot store, nested at most {validation.MAX_JSON_DEPTH} levels "
+            "deep; the handler gets it"
         ),
     )
     queue: str = Field("default", pattern=QUEUE_PATTERN)
@@ -129,15 +145,30 @@ class JobOut(BaseModel):
     updated_at: datetime
     last_error: str | None
     result: Any
+    omitted: dict[str, str] | None = Field(
+        None,
+        description=(
+            "fields shown as null because their stored value cannot be served "
+            f"(nested deeper than {validation.MAX_JSON_DEPTH} levels, stored before that "
+            "limit), each with the reason; null when nothing is omitted"
+        ),
+    )
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
+        # A row stored before the nesting limit must not fail the whole
+        # read (or list): its deep field is left out, and says so.
+        omitted = {
+            name: reason
+            for name, value in (("data", job.data), ("result", job.result))
+            if (reason := validation.omitted_reason(value)) is not None
+        }
         return cls(
             id=job.id,
             tenant_id=job.tenant_id,
             queue=job.queue,
             type=job.type,
-            data=job.data,
+            data=None if "data" in omitted else job.data,
             status=job.status,
             priority=job.priority.name.lower(),
             attempt=job.attempt,
@@ -151,7 +182,8 @@ class JobOut(BaseModel):
             finished_at=job.finished_at,
             updated_at=job.updated_at,
             last_error=job.last_error,
-            result=job.result,
+            result=None if "result" in omitted else job.result,
+            omitted=omitted or None,
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 
-from jobqueue import errors
+from jobqueue import errors, validation
 from jobqueue.db import jsontext
 
 P = ParamSpec("P")
@@ -77,7 +77,10 @@ def translate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except asyncpg.ForeignKeyViolationError as exc:
             raise errors.TenantNotFound(f"unknown tenant: {exc.detail or exc}") from exc
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
-            raise errors.InvalidInput(str(exc)) from exc
+            # The message only: a check's DETAIL lists the failing row,
+            # payload included, and errors never carry payloads.
+            message = getattr(exc, "message", None) or str(exc).split("\n", 1)[0]
+            raise errors.InvalidInput(message) from exc
         except _UNAVAILABLE as exc:
             raise errors.DatabaseUnavailable(
                 f"database unavailable: {type(exc).__name__}: {exc}"
@@ -98,10 +101,20 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+def _loads(text: str) -> Any:
+    # A value nested deeper than Python's json module decodes (stored before
+    # the nesting limit, or by hand) would fail the whole statement: every
+    # list, and every lease, that meets the row. It decodes to a marker.
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return validation.TOO_DEEP
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
         await conn.set_type_codec(
-            typ, encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog"
+            typ, encoder=jsontext.dumps, decoder=_loads, schema="pg_catalog"
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobqueue import errors, idempotency
+from jobqueue import errors, idempotency, validation
 from jobqueue.db import Executor, Record, jsontext, queries, rows, translate
 from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
 
@@ -29,6 +29,7 @@ async def submit(
     a new job while the tenant's backlog is full (a soft limit: concurrent
     submits may pass it by their number).
     """
+    validation.check_new_job(job, strict_names=False)
     fp = idempotency.fingerprint(job)
     if max_queued is not None and await conn.fetchval(Q["backlog_at_least"], tenant_id, max_queued):
         # A replay of an accepted request is still answered when the backlog is full.
@@ -78,6 +79,7 @@ async def submit_many(
     """
     if not jobs:
         return []
+    validation.check_new_jobs(jobs, strict_names=False)
     fps = [idempotency.fingerprint(j) for j in jobs]
     inserted = await conn.fetch(
         Q["submit_many"],
