@@ -99,7 +99,7 @@ async def test_submit_is_idempotent_and_jobs_commands_steer_jobs(
     conflict = cli(dsn, "submit", "sleep", "--tenant", "t1", "--data", '{"seconds": 2}',
                    "--idempotency-key", "k1")
     assert conflict.returncode == 4 and "idempotency key" in conflict.stderr
-    assert cli(dsn, "submit", "echo", "--tenant", "t1", "--data", "{not json").returncode == 1
+    assert cli(dsn, "submit", "echo", "--tenant", "t1", "--data", "{not json").returncode == 2
     assert cli(dsn, "submit", "echo", "--tenant", "ghost").returncode == 3
     assert "which tenant" in cli(dsn, "submit", "echo").stderr
     from_stdin = cli(dsn, "submit", "echo", "--tenant", "t1", "--data", "@-", stdin='[1, 2]')
@@ -113,7 +113,7 @@ async def test_submit_is_idempotent_and_jobs_commands_steer_jobs(
     assert shown["data"] == {"seconds": 1} and shown["status"] == "queued"
     other = cli(dsn, "jobs", "show", made["id"], "--tenant", "someone-else")
     assert other.returncode == 3
-    assert cli(dsn, "jobs", "show", "not-a-uuid").returncode == 1
+    assert cli(dsn, "jobs", "show", "not-a-uuid").returncode == 2
     # retry only from dlq/cancelled; cancel first, then retry.
     early = cli(dsn, "jobs", "retry", made["id"])
     assert early.returncode == 4 and "only dlq or cancelled" in early.stderr
@@ -131,6 +131,6 @@ def test_worker_refuses_to_start_with_a_bad_handler_module(dsn: str) -> None:
         capture_output=True, text=True, env={**os.environ, "DATABASE_URL": dsn}, cwd=REPO,
         timeout=60,
     )
-    assert out.returncode == 1
+    assert out.returncode == 2  # bad input (a flag naming what cannot be loaded)
     assert out.stderr.strip().splitlines()[-1].startswith(
         "jobqueue: cannot import handler module 'no_such_module_for_jobqueue'")

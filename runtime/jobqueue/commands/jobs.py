@@ -13,14 +13,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from jobqueue import db
+from jobqueue import db, validation
 from jobqueue.commands.submit import job_json
-from jobqueue.commands.tenant import print_table
+from jobqueue.commands.tenant import print_table, tenant_id
 from jobqueue.db import jobs
 from jobqueue.models import Job, JobId, JobStatus, Page, TenantId
 from jobqueue.settings import DatabaseSettings
 
 T = TypeVar("T")
+# As the API's list: past this, the offset no longer fits the query's integer.
+MAX_PAGE = 1_000_000
+MAX_PAGE_SIZE = 1000
 
 
 def register(sub: Any) -> None:
@@ -67,7 +70,19 @@ def _job_id(raw: str) -> JobId:
 
 
 def _tenant(args: argparse.Namespace) -> TenantId | None:
-    return TenantId(args.tenant) if args.tenant else None
+    return tenant_id(args.tenant) if args.tenant else None
+
+
+def _shown(job: Job) -> dict[str, Any]:
+    """data and result as stored, or null with the reason when a row stored
+    before the nesting limit holds one too deep to show (as the API does)."""
+    omitted = {name: reason for name, value in (("data", job.data), ("result", job.result))
+               if (reason := validation.omitted_reason(value)) is not None}
+    return {
+        "data": None if "data" in omitted else job.data,
+        "result": None if "result" in omitted else job.result,
+        "omitted": omitted or None,
+    }
 
 
 def full(job: Job) -> dict[str, Any]:
@@ -76,8 +91,7 @@ def full(job: Job) -> dict[str, Any]:
 
     return job_json(
         job,
-        data=job.data,
-        result=job.result,
+        **_shown(job),
         timeout_seconds=job.timeout_seconds,
         lease_owner=job.lease_owner,
         lease_expires_at=ts(job.lease_expires_at),
@@ -89,9 +103,15 @@ def full(job: Job) -> dict[str, Any]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    if not 1 <= args.page <= MAX_PAGE:
+        raise ValueError(f"--page must be from 1 to {MAX_PAGE}")
+    if not 1 <= args.page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"--page-size must be from 1 to {MAX_PAGE_SIZE}")
+    tenant = _tenant(args)
+
     async def go(pool: db.Pool) -> Page:
         return await jobs.list_jobs(
-            pool, tenant_id=_tenant(args),
+            pool, tenant_id=tenant,
             status=JobStatus(args.status) if args.status else None,
             queue=args.queue, type=args.type, page=args.page, page_size=args.page_size,
         )
@@ -117,16 +137,16 @@ def _one(args: argparse.Namespace, call: Callable[[db.Pool], Awaitable[Job]]) ->
 
 
 def run_show(args: argparse.Namespace) -> int:
-    jid = _job_id(args.job_id)
-    return _one(args, lambda pool: jobs.get(pool, job_id=jid, tenant_id=_tenant(args)))
+    jid, tenant = _job_id(args.job_id), _tenant(args)
+    return _one(args, lambda pool: jobs.get(pool, job_id=jid, tenant_id=tenant))
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    jid = _job_id(args.job_id)
-    return _one(args, lambda pool: jobs.retry(pool, job_id=jid, tenant_id=_tenant(args),
+    jid, tenant = _job_id(args.job_id), _tenant(args)
+    return _one(args, lambda pool: jobs.retry(pool, job_id=jid, tenant_id=tenant,
                                               reset_attempts=args.reset_attempts))
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    jid = _job_id(args.job_id)
-    return _one(args, lambda pool: jobs.cancel(pool, job_id=jid, tenant_id=_tenant(args)))
+    jid, tenant = _job_id(args.job_id), _tenant(args)
+    return _one(args, lambda pool: jobs.cancel(pool, job_id=jid, tenant_id=tenant))

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from jobqueue import apikeys, db
+from jobqueue import apikeys, db, validation
 from jobqueue.db import tenants
 from jobqueue.models import Tenant, TenantId, TenantQuotas
 from jobqueue.settings import DatabaseSettings
@@ -52,6 +52,22 @@ def _quota_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
 
 
+def tenant_id(raw: str) -> TenantId:
+    """The tenant id, checked before any SQL (the table's check would print its row)."""
+    if (problem := validation.tenant_id_problem(raw)) is not None:
+        raise ValueError(problem)
+    return TenantId(raw)
+
+
+def quotas_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The quota flags given, each checked against the table's bounds."""
+    given = {q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None}
+    for name, value in given.items():
+        if (problem := validation.quota_problem(name, value)) is not None:
+            raise ValueError(f"--{name.replace('_', '-')}: {problem}")
+    return given
+
+
 async def _with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
     pool = await db.create_pool(DatabaseSettings().dsn(), min_size=1, max_size=1)
     try:
@@ -72,10 +88,11 @@ def _print_key(tenant_id: str, key: str) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    quotas = TenantQuotas(**{q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None})
+    tid = tenant_id(args.tenant_id)
+    quotas = TenantQuotas(**quotas_of(args))
 
     async def go(pool: db.Pool) -> tuple[Tenant, str]:
-        tenant = await tenants.create(pool, tenant_id=TenantId(args.tenant_id), quotas=quotas)
+        tenant = await tenants.create(pool, tenant_id=tid, quotas=quotas)
         return tenant, await new_key(pool, tenant.id)
 
     tenant, key = asyncio.run(_with_pool(go))
@@ -110,12 +127,12 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    changes = {q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None}
+    tid = tenant_id(args.tenant_id)
+    changes = quotas_of(args)
     if args.enable:
         changes["enabled"] = True
     if not changes and not args.new_key:
         raise ValueError("nothing to update: give a quota flag, --enable or --new-key")
-    tid = TenantId(args.tenant_id)
 
     async def go(pool: db.Pool) -> tuple[Tenant, str | None]:
         tenant = (await tenants.update(pool, tenant_id=tid, **changes) if changes
@@ -130,8 +147,10 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_disable(args: argparse.Namespace) -> int:
+    tid = tenant_id(args.tenant_id)
+
     async def go(pool: db.Pool) -> Tenant:
-        return await tenants.update(pool, tenant_id=TenantId(args.tenant_id), enabled=False)
+        return await tenants.update(pool, tenant_id=tid, enabled=False)
 
     tenant = asyncio.run(_with_pool(go))
     print(f"tenant {tenant.id} disabled: its queued jobs wait, new requests are refused")
