@@ -83,7 +83,7 @@ def _scalar_problem(value: object) -> str | None:
     if isinstance(value, int):
         return "an integer too large to store" if value.bit_length() > _MAX_INT_BITS else None
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"{value!r} is not a JSON number"
+        return None if math.isfinite(value) else "NaN or Infinity is not a JSON number"
     return f"a {type(value).__name__} is not a JSON value"
 
 

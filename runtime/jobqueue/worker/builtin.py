@@ -19,18 +19,34 @@ async def echo(ctx: JobContext, data: JSON) -> JSON:
     return data
 
 
+def _sleep_problem(data: JSON) -> str | None:
+    """What is wrong with sleep's input, by shape only: the error is stored
+    and logged, and errors never carry the payload (not even a part of it)."""
+    if not isinstance(data, dict):
+        return f"got {_kind(data)}"
+    if "seconds" not in data:
+        return 'got an object without "seconds"'
+    seconds = data["seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return f'got "seconds" as {_kind(seconds)}'
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SLEEP_SECONDS:
+        return 'got "seconds" out of range'
+    return None
+
+
+def _kind(value: JSON) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), "a value of another type")
+
+
 async def sleep(ctx: JobContext, data: JSON) -> JSON:
     """{"seconds": n}: wait n seconds without blocking the worker, return {"slept": n}."""
-    seconds = data.get("seconds") if isinstance(data, dict) else None
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or not 0 <= seconds <= MAX_SLEEP_SECONDS
-    ):
+    if (problem := _sleep_problem(data)) is not None:
         raise PermanentFailure(
-            f'sleep expects {{"seconds": n}} with 0 <= n <= {MAX_SLEEP_SECONDS:g}, got {data!r}'
+            f'sleep expects {{"seconds": n}} with 0 <= n <= {MAX_SLEEP_SECONDS:g}; {problem}'
         )
+    seconds = data["seconds"]
     await asyncio.sleep(seconds)
     return {"slept": seconds}
 
