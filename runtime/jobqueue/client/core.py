@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import httpx
 
+from jobqueue import validation
 from jobqueue.client import errors
 
 Method = Literal["GET", "POST"]
@@ -31,6 +32,14 @@ class Call:
     repeatable: bool = False
 
 
+def check_data(data: Any, where: str = "data") -> None:
+    """Refuse, before sending, a payload the server refuses (nested past
+    validation.MAX_JSON_DEPTH, NUL, NaN, not JSON): the same check, so the
+    error is the same and nothing goes over the wire. Status 0: not sent."""
+    if (problem := validation.data_problem(data)) is not None:
+        raise errors.InvalidRequest(0, "invalid_input", f"{where} {problem}")
+
+
 def job_body(
     type: str,
     data: Any,
@@ -41,9 +50,11 @@ def job_body(
     timeout_seconds: int,
     run_at: datetime | None,
 ) -> dict[str, Any]:
+    data = {} if data is None else data
+    check_data(data)
     body: dict[str, Any] = {
         "type": type,
-        "data": {} if data is None else data,
+        "data": data,
         "queue": queue,
         "priority": priority,
         "timeout_seconds": timeout_seconds,
@@ -140,6 +151,9 @@ class Core:
 
     @staticmethod
     def batch_call(jobs: Sequence[Mapping[str, Any]]) -> Call:
+        for i, j in enumerate(jobs):
+            if "data" in j:
+                check_data(j["data"], f"jobs[{i}].data")
         items = [
             {**j, "idempotency_key": j.get("idempotency_key") or str(uuid.uuid4())} for j in jobs
         ]
