@@ -87,31 +87,51 @@ def _scalar_problem(value: object) -> str | None:
     return f"a {type(value).__name__} is not a JSON value"
 
 
+# Scalars that need no check beyond their type: most leaves of a payload.
+_PLAIN = (bool, type(None))
+
+
 def json_problem(value: JSON, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why `value` cannot be stored and read back as the same JSON, or None.
 
     Iterative, and stops at the first problem, so a hostile value costs at
-    most one walk down to `max_depth`: no RecursionError, however deep."""
+    most one walk down to `max_depth`: no RecursionError, however deep. It
+    runs on every submission, twice through the API (schema and db layer),
+    so leaves are checked in place rather than pushed on the stack."""
     if value is None:
         return "must not be null"
-    stack: list[tuple[JSON, int]] = [(value, 0)]
+    if not isinstance(value, dict | list | tuple):
+        return _scalar_problem(value)
+    search = _UNSTORABLE.search
+    stack: list[tuple[JSON, int]] = [(value, 1)]
     while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict):
-            if depth >= max_depth:
-                return f"is nested more than {max_depth} levels deep (the limit)"
-            for k, item in v.items():
-                if not isinstance(k, str):
+        container, depth = stack.pop()
+        if depth > max_depth:
+            return f"is nested more than {max_depth} levels deep (the limit)"
+        if isinstance(container, dict):
+            for k in container:
+                if type(k) is not str:
                     return f"has an object key that is not a string: {type(k).__name__}"
-                if _UNSTORABLE.search(k) is not None:
+                if search(k) is not None:
                     return "has an object key with NUL or a lone surrogate"
-                stack.append((item, depth + 1))
-        elif isinstance(v, list | tuple):
-            if depth >= max_depth:
-                return f"is nested more than {max_depth} levels deep (the limit)"
-            stack.extend((item, depth + 1) for item in v)
-        elif (problem := _scalar_problem(v)) is not None:
-            return problem
+            items = container.values()
+        else:
+            items = container
+        for v in items:
+            t = type(v)
+            if t is str:
+                if search(v) is not None:
+                    return _scalar_problem(v)
+            elif t is dict or t is list or t is tuple:
+                stack.append((v, depth + 1))
+            elif t is int:
+                if v.bit_length() > _MAX_INT_BITS:
+                    return _scalar_problem(v)
+            elif not isinstance(v, _PLAIN) and (problem := _scalar_problem(v)) is not None:
+                if isinstance(v, dict | list | tuple):  # a subclass: walk it like its base
+                    stack.append((v, depth + 1))
+                    continue
+                return problem
     return None
 
 
