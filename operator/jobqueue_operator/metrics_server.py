@@ -17,12 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -279,11 +276,10 @@ class MetricsServer:
         self._certfile = certfile
         self._keyfile = keyfile
         self._authenticate = authenticate
-        self._ca_dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def _guard(self) -> tuple[Guard, str]:
+    async def _guard(self) -> Guard:
         config = await front_proxy.fetch_config(self._ctx.kube)
         if config is None:
             raise RuntimeError(
@@ -291,13 +287,10 @@ class MetricsServer:
                 "requestheader-client-ca-file: the apiserver needs --requestheader-client-ca-file "
                 "and --proxy-client-cert-file for aggregated APIs"
             )
-        self._ca_dir = tempfile.TemporaryDirectory(prefix="jobqueue-front-proxy-")
-        ca_file = os.path.join(self._ca_dir.name, "requestheader-ca.crt")
-        await asyncio.to_thread(Path(ca_file).write_text, config.client_ca_pem)
-        return Guard(config, front_proxy.SubjectAccessReviews(self._ctx.kube)), ca_file
+        return Guard(config, front_proxy.SubjectAccessReviews(self._ctx.kube))
 
     async def start(self) -> None:
-        guard, ca_file = (await self._guard()) if self._authenticate else (None, None)
+        guard = (await self._guard()) if self._authenticate else None
         config = uvicorn.Config(
             app(self._ctx, guard),
             host="0.0.0.0",
@@ -306,12 +299,17 @@ class MetricsServer:
             ssl_keyfile=self._keyfile,
             # Optional, so a caller without a certificate gets a readable 401;
             # one with a certificate of another CA fails the handshake.
-            ssl_cert_reqs=ssl.CERT_OPTIONAL if ca_file else ssl.CERT_NONE,
-            ssl_ca_certs=ca_file,
+            ssl_cert_reqs=ssl.CERT_OPTIONAL if guard else ssl.CERT_NONE,
             http=_PeerCertProtocol,
             log_level="warning",
             lifespan="off",
         )
+        if guard is not None:
+            # The CA goes in from memory: the pod's root filesystem is read-only
+            # and has no /tmp.
+            config.load()
+            assert config.ssl is not None
+            config.ssl.load_verify_locations(cadata=guard.config.client_ca_pem)
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(), name="external-metrics")
         while not self._server.started:
@@ -325,5 +323,4 @@ class MetricsServer:
             self._server.should_exit = True
         if self._task is not None:
             await self._task
-        if self._ca_dir is not None:
-            self._ca_dir.cleanup()
+

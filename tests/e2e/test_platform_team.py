@@ -175,9 +175,17 @@ def test_install_tenant_queue_and_first_jobs(release: E2ECluster) -> None:
     pods = cluster.get("pods", "-n", NS)["items"]
     components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods}
     assert {"operator", "api", "postgresql"} <= components, components
-    apiservice = cluster.get("apiservice", "v1beta1.external.metrics.k8s.io")
-    available = {c["type"]: c["status"] for c in apiservice["status"]["conditions"]}
-    assert available.get("Available") == "True", apiservice["status"]
+    # The aggregator reaches the operator's metrics server once it has read the
+    # cluster's front-proxy settings and started serving.
+    waited = cluster.kubectl(
+        "wait", "--for=condition=Available", "apiservice/v1beta1.external.metrics.k8s.io",
+        "--timeout=120s", check=False, timeout=150,
+    )  # fmt: skip
+    if waited.returncode != 0:
+        logs = cluster.kubectl("logs", "-n", NS, f"deploy/{RELEASE}-operator", "--tail=60",
+                               check=False).stdout  # fmt: skip
+        status = cluster.get("apiservice", "v1beta1.external.metrics.k8s.io")["status"]
+        raise AssertionError(f"APIService not Available: {status}\noperator log:\n{logs}")
 
     # The README's commands.
     cluster.kubectl("apply", "-f", str(ROOT / "examples" / "tenant.yaml"),
