@@ -356,7 +356,8 @@ start() {  # start NAME ARGV...
     mkdir -p "$STATE/run" "$STATE/logs"
     # setsid: its own session, so a test runner's process-group kill leaves it be
     # and `down` stops it by pid.
-    setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+    # 9>&-: the lock up holds is not the component's to keep.
+    setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
     echo $! >"$STATE/run/$name.pid"
     log "started $name (pid $!)"
 }
@@ -368,6 +369,12 @@ wait_for() {  # wait_for WHAT SECONDS CMD...
         ((SECONDS < deadline)) || die "$what not up after ${limit}s (logs: $STATE/logs)"
         sleep 0.5
     done
+}
+
+install_config() {  # install_config TEMPLATE DEST: rendered, replaced only when it changed
+    # (kube-proxy exits when its config file is written: an idempotent up must not touch it)
+    render "$1" >"$2.tmp"
+    if cmp -s "$2.tmp" "$2"; then rm -f "$2.tmp"; else mv -f "$2.tmp" "$2"; fi
 }
 
 render() {  # render TEMPLATE: hack/cluster/TEMPLATE with @VARS@ substituted
@@ -388,7 +395,7 @@ network_up() {
     [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] || modprobe br_netfilter 2>/dev/null || true
     [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] && sysctl -qw net.bridge.bridge-nf-call-iptables=1
     mkdir -p "$STATE/cni/net.d" "$STATE/cni/ipam"
-    render 10-jobqueue.conflist >"$STATE/cni/net.d/10-jobqueue.conflist"
+    install_config 10-jobqueue.conflist "$STATE/cni/net.d/10-jobqueue.conflist"
 }
 
 healthy() {  # every component answers on its health endpoint, and the node is Ready
@@ -401,7 +408,7 @@ up() {
     local t0=$SECONDS
     mkdir -p "$STATE"
     exec 9>"$STATE/.lock"
-    flock 9
+    flock -w 900 9 || die "another hack/cluster.sh holds $STATE/.lock"
     if [[ -d "$BEFORE" ]] && healthy 2>/dev/null; then
         log "already up (${SECONDS}s); export KUBECONFIG=$STATE/admin.kubeconfig"
         return
@@ -446,7 +453,7 @@ up() {
         --proxy-client-cert-file "$p/front-proxy-client.crt" --proxy-client-key-file "$p/front-proxy-client.key" \
         --enable-aggregator-routing=true --allow-privileged=true --v=1
     mkdir -p "$STATE/containerd"
-    render containerd.toml >"$STATE/containerd/config.toml"
+    install_config containerd.toml "$STATE/containerd/config.toml"
     start containerd containerd --config "$STATE/containerd/config.toml"
     wait_for kube-apiserver 120 kubectl_ get --raw /readyz
     start kube-controller-manager "$BIN/kube-controller-manager" \
@@ -468,14 +475,15 @@ up() {
     wait_for containerd 30 ctr --address "$SOCK" version
     load_static_image "$PAUSE_IMAGE" "$BIN/pause"
     load_static_image "$COREDNS_IMAGE" "$BIN/coredns"
-    render kubelet.yaml >"$STATE/kubelet.yaml"
+    install_config kubelet.yaml "$STATE/kubelet.yaml"
     start kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" \
         --kubeconfig "$STATE/kubelet-client.kubeconfig" --node-ip "$NODE_IP" \
         --hostname-override "$NODE_NAME" --root-dir "$STATE/kubelet" --v=1
-    render kube-proxy.yaml >"$STATE/kube-proxy.yaml"
+    install_config kube-proxy.yaml "$STATE/kube-proxy.yaml"
     start kube-proxy "$BIN/kube-proxy" --config "$STATE/kube-proxy.yaml" \
         --hostname-override "$NODE_NAME" --v=1
     wait_for "node Ready" 120 node_ready
+    wait_for kube-proxy 60 curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
 
     phase coredns
     render coredns.yaml | kubectl_ apply -f - >&2
@@ -534,7 +542,8 @@ smoke() {
     wait_for "smoke pod via ClusterIP $ip" 30 curl -fsS --max-time 2 "http://$ip/health"
     wait_for "smoke pod via NodePort $NODE_IP:$port" 30 curl -fsS --max-time 2 "http://$NODE_IP:$port/health"
     local pf_log; pf_log="$(mktemp)"
-    kubectl_ -n "$ns" port-forward service/cluster-smoke 18081:80 >"$pf_log" 2>&1 &
+    "$TESTBIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" -n "$ns" \
+        port-forward service/cluster-smoke 18081:80 >"$pf_log" 2>&1 9>&- &
     local pf=$!
     local ok=0 _
     for _ in $(seq 40); do
@@ -550,17 +559,19 @@ smoke() {
 }
 
 # ---- down ----------------------------------------------------------------------------
-stop_pid() {
-    local name="$1" pid
-    [[ -f "$STATE/run/$name.pid" ]] || return 0
-    pid="$(cat "$STATE/run/$name.pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        local _
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$STATE/run/$name.pid"
+stop_pids() {  # stop_pids NAME...: SIGTERM to all at once, SIGKILL to any left after 10 s
+    local name pid pids=() _ t=$SECONDS
+    for name in "$@"; do
+        [[ -f "$STATE/run/$name.pid" ]] || continue
+        pid="$(cat "$STATE/run/$name.pid")"
+        kill "$pid" 2>/dev/null && pids+=("$pid")
+        rm -f "$STATE/run/$name.pid"
+    done
+    ((${#pids[@]})) || return 0
+    alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+    for _ in $(seq 100); do alive || break; sleep 0.1; done
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    log "stopped $* in $((SECONDS - t))s"
 }
 
 kill_leftovers() {  # every process of ours still alive (shims, containers): SIGKILL by pid
@@ -633,11 +644,10 @@ down() {
     local t0=$SECONDS
     [[ -d "$STATE" ]] || { log "nothing to do"; return 0; }
     exec 9>"$STATE/.lock"
-    flock 9
+    flock -w 900 9 || die "another hack/cluster.sh holds $STATE/.lock"
     [[ -d "$BEFORE" ]] || { log "no snapshot from up: only stopping processes"; mkdir -p "$BEFORE"; }
     phase processes
-    stop_pid kubelet
-    stop_pid kube-proxy
+    stop_pids kubelet kube-proxy
     if running containerd; then
         local c
         for c in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s KILL "$c" >/dev/null 2>&1 || true; done
@@ -645,9 +655,9 @@ down() {
         for c in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks rm -f "$c" >/dev/null 2>&1 || true; done
         for c in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$c" >/dev/null 2>&1 || true; done
     fi
-    stop_pid containerd
-    local name
-    for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$name"; done
+    stop_pids containerd kube-scheduler kube-controller-manager
+    stop_pids kube-apiserver
+    stop_pids etcd
     kill_leftovers
 
     phase mounts
