@@ -12,6 +12,7 @@
 #                                component answers and the node is Ready
 #   hack/cluster.sh kubeconfig   print the admin kubeconfig's path (last line of stdout)
 #   hack/cluster.sh env          KUBECONFIG=, CONTAINERD_ADDRESS=, NODE_IP= lines
+#   hack/cluster.sh build        only install packages and build the binaries (CI can cache them)
 #   hack/cluster.sh smoke        a pod behind a Service: ClusterIP and NodePort from the
 #                                host, kubectl port-forward, pod -> host address (up runs it)
 #   hack/cluster.sh snapshot DIR record the host state check-host compares
@@ -199,7 +200,7 @@ our_pids() {  # processes of this cluster: started from its folders or serving i
         esac
     done
     local cg
-    for cg in /sys/fs/cgroup/*/kubepods; do
+    for cg in /sys/fs/cgroup/kubepods* /sys/fs/cgroup/*/kubepods*; do
         [[ -d "$cg" ]] && find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null
     done
     return 0
@@ -221,7 +222,8 @@ snapshot() {
     nfacct list 2>/dev/null | sed -n 's/.*name = \([^ ;]*\).*/\1/p' | sort >"$out/nfacct" || true
     awk '{print $2}' /proc/mounts | sort >"$out/mounts"
     ip netns list 2>/dev/null | awk '{print $1}' | sort >"$out/netns"
-    find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name 'kubepods*' 2>/dev/null | sort >"$out/cgroups"
+    # kubepods trees: /sys/fs/cgroup/kubepods* on cgroup v2, under each controller on v1.
+    find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name 'kubepods*' 2>/dev/null | sort >"$out/cgroups"
     for s in "${SYSCTLS[@]}"; do
         printf '%s=%s\n' "$s" "$(sysctl -n "$s" 2>/dev/null || echo absent)"
     done >"$out/sysctls"
@@ -470,6 +472,8 @@ up() {
         --authentication-kubeconfig "$STATE/scheduler.kubeconfig" \
         --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
         --bind-address 127.0.0.1 --leader-elect=false --v=1
+    # CoreDNS's objects now: its pod is scheduled the moment the node is Ready.
+    render coredns.yaml | kubectl_ apply -f - >&2
 
     phase node
     wait_for containerd 30 ctr --address "$SOCK" version
@@ -486,7 +490,6 @@ up() {
     wait_for kube-proxy 60 curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
 
     phase coredns
-    render coredns.yaml | kubectl_ apply -f - >&2
     kubectl_ -n kube-system rollout status deployment/coredns --timeout=120s >&2
     wait_for "cluster DNS through the kube-dns ClusterIP" 60 coredns_answers
     if [[ "${JOBQUEUE_CLUSTER_SMOKE:-1}" != 0 ]]; then phase smoke; smoke; fi
@@ -628,7 +631,7 @@ remove_cgroups() {  # kubelet's kubepods trees (with cgroupfs, under every contr
     local _ root
     for _ in 1 2 3 4 5; do
         local left=0
-        for root in /sys/fs/cgroup/*/kubepods*; do
+        for root in /sys/fs/cgroup/kubepods* /sys/fs/cgroup/*/kubepods*; do
             [[ -d "$root" ]] || continue
             grep -qxF "$root" "$BEFORE/cgroups" 2>/dev/null && continue
             find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -637,7 +640,7 @@ remove_cgroups() {  # kubelet's kubepods trees (with cgroupfs, under every contr
         ((left)) || return 0
         sleep 0.5
     done
-    log "cgroups still busy: $(ls -d /sys/fs/cgroup/*/kubepods* 2>/dev/null | tr '\n' ' ')"
+    log "cgroups still busy: $(ls -d /sys/fs/cgroup/kubepods* /sys/fs/cgroup/*/kubepods* 2>/dev/null | tr '\n' ' ')"
 }
 
 down() {
@@ -727,11 +730,12 @@ status() {
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 case "$1" in
-    up|down|status|smoke|snapshot|check-host)
+    up|down|status|build|smoke|snapshot|check-host)
         [[ $(id -u) == 0 ]] || die "needs root (kubelet, containerd and the CNI bridge do)" ;;
 esac
 case "$1" in
     up) up ;;
+    build) t0=$SECONDS; ensure_packages; ensure_testbin; build_components; log "binaries ready in $((SECONDS - t0))s: $BIN" ;;
     down) down ;;
     status) status ;;
     kubeconfig) printf '%s\n' "$STATE/admin.kubeconfig" ;;
