@@ -64,3 +64,11 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- define "jobqueue.postgresqlName" -}}
 {{- printf "%s-postgresql" (include "jobqueue.fullname" .) -}}
 {{- end -}}
+
+{{/* The pods the operator runs for a JobQueue (operator/jobqueue_operator/builders.py labels them). */}}
+{{- define "jobqueue.workerPodSelector" -}}
+matchLabels:
+  app.kubernetes.io/name: jobqueue
+matchExpressions:
+  - {key: app.kubernetes.io/component, operator: In, values: [worker, reaper]}
+{{- end -}}
