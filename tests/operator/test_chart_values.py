@@ -12,6 +12,7 @@ expression names exists in the runtime's registry.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -302,6 +303,37 @@ def test_the_schema_refuses_wrong_types_and_unknown_keys(
     )
     assert result.returncode != 0, bad
     assert message in result.stderr, result.stderr
+
+
+def schema_ref_parts(ref: str) -> list[str]:
+    return ref.removeprefix("#/").split("/")
+
+
+def undeclared(schema: Doc, root: Doc, path: str, value: Any) -> list[str]:
+    """Paths of the values tree the schema does not declare, with the keys it names."""
+    while "$ref" in schema:
+        target: Doc = root
+        for part in schema_ref_parts(schema["$ref"]):
+            target = target[part]
+        schema = target
+    if not isinstance(value, dict) or "properties" not in schema:
+        return []  # a leaf, or a free-form map (labels, securityContext...)
+    missing = []
+    for key, sub in value.items():
+        if key not in schema["properties"]:
+            missing.append(f"{path}.{key}")
+        else:
+            missing += undeclared(schema["properties"][key], root, f"{path}.{key}", sub)
+    return missing
+
+
+def test_every_value_in_values_yaml_is_declared_in_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert undeclared(schema, schema, "", values) == []
+    assert undeclared(schema, schema, "", {"api": {"ingress": {"tls": {"hosts": []}}}}) == [
+        ".api.ingress.tls.hosts"
+    ]
 
 
 @pytest.mark.parametrize(
