@@ -648,7 +648,15 @@ down() {
     [[ -d "$STATE" ]] || { log "nothing to do"; return 0; }
     exec 9>"$STATE/.lock"
     flock -w 900 9 || die "another hack/cluster.sh holds $STATE/.lock"
-    [[ -d "$BEFORE" ]] || { log "no snapshot from up: only stopping processes"; mkdir -p "$BEFORE"; }
+    local snapshot=1
+    if [[ ! -d "$BEFORE" ]]; then
+        # Nothing recorded (down twice, or up died before its snapshot): clean up
+        # whatever of ours is there against an empty baseline, keep the fixed paths.
+        snapshot=0
+        log "no snapshot from up: removing whatever of the cluster is left"
+        mkdir -p "$BEFORE"
+        touch "$BEFORE"/{mounts,netns,links,cgroups,nfacct}
+    fi
     phase processes
     stop_pids kubelet kube-proxy
     if running containerd; then
@@ -690,15 +698,19 @@ down() {
         grep -qxF "$path absent" "$BEFORE/paths" 2>/dev/null && rm -rf "$path"
     done
     # Keep certificates and binaries (a faster next up); drop the data.
-    rm -rf "$STATE/etcd" "$STATE/kubelet" "$STATE/kubelet-logs" "$STATE/containerd" "$STATE/cni" "$STATE/run" "$STATE/logs.old"
-    [[ -d "$STATE/logs" ]] && mv "$STATE/logs" "$STATE/logs.old"
+    rm -rf "$STATE/etcd" "$STATE/kubelet" "$STATE/kubelet-logs" "$STATE/containerd" "$STATE/cni" "$STATE/run"
+    if [[ -d "$STATE/logs" ]]; then rm -rf "$STATE/logs.old"; mv "$STATE/logs" "$STATE/logs.old"; fi
     phase ""
     log "down in $((SECONDS - t0))s"
     local rc=0
-    check_host "$BEFORE" || rc=1
-    mkdir -p "$STATE/logs.old"
-    rm -rf "$STATE/logs.old/host-before"
-    mv "$BEFORE" "$STATE/logs.old/host-before"
+    if ((snapshot)); then
+        check_host "$BEFORE" || rc=1
+        mkdir -p "$STATE/logs.old"
+        rm -rf "$STATE/logs.old/host-before"
+        mv "$BEFORE" "$STATE/logs.old/host-before"
+    else
+        rm -rf "$BEFORE"
+    fi
     return "$rc"
 }
 
@@ -721,7 +733,8 @@ status() {
     probe containerd ctr --address "$SOCK" version
     probe kubelet "${k[@]}" http://127.0.0.1:10248/healthz
     probe kube-proxy "${k[@]}" http://127.0.0.1:10256/healthz
-    if coredns_answers 2>/dev/null; then printf '%-24s %s\n' coredns "answers on ${DNS_IP}:53"
+    # Only ask 10.96.0.10 when kube-proxy routes it: otherwise the query would leave the host.
+    if running kube-proxy && coredns_answers 2>/dev/null; then printf '%-24s %s\n' coredns "answers on ${DNS_IP}:53"
     else printf '%-24s %s\n' coredns "NOT answering on ${DNS_IP}:53"; ok=1; fi
     kubectl_ get nodes -o wide 2>/dev/null || return 1
     ((ok == 0)) && node_ready
