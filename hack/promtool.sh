@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # hack/promtool.sh -- build Prometheus's promtool into the envtest binary
 # directory, for tests/operator/test_chart_values.py (`promtool check rules`
-# and `promtool test rules` on the chart's PrometheusRule). Optional: without
-# it that one test skips; the rules' metric names are checked regardless.
+# and `promtool test rules` on the chart's PrometheusRule). hack/test.sh runs it;
+# without it that test fails. The rules' metric names are checked regardless.
 #
 # Same caches as hack/testbin.sh, all outside the repository. A cold build
 # takes about 15 minutes on 2 busy cores (Prometheus pulls every service

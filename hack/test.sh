@@ -22,6 +22,8 @@ if [ -x hack/testbin.sh ]; then
   echo "--- test binaries (kube-apiserver, etcd, helm)"
   JOBQUEUE_TESTBIN=$(hack/testbin.sh | tail -n 1)
   export JOBQUEUE_TESTBIN
+  echo "--- promtool (the chart's alert rules)"
+  hack/promtool.sh >/dev/null
 fi
 # tests/e2e (marker e2e) run on a real cluster: kind where Docker and kind
 # exist, else hack/cluster.sh; images from hack/image.sh. `kubectl get hpa`
