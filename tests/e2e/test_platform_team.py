@@ -244,8 +244,15 @@ def test_hpa_scales_on_queue_depth_and_nothing_is_lost(release: E2ECluster) -> N
         lease = cluster.get("lease", "emails-reaper", "-n", NS)
         leader = lease["spec"]["holderIdentity"]
         period = lease["spec"]["leaseDurationSeconds"]
+        # The holder identity is "<pod name>-<pid>-<random>": find the pod.
+        reapers = cluster.get("pods", "-n", NS, "-l", "app.kubernetes.io/instance=emails,"
+                              "app.kubernetes.io/component=reaper")["items"]  # fmt: skip
+        (leader_pod,) = [
+            p["metadata"]["name"] for p in reapers
+            if leader.startswith(p["metadata"]["name"] + "-")
+        ]
         deleted = time.monotonic()
-        cluster.kubectl("delete", "pod", leader, "-n", NS, "--wait=false")
+        cluster.kubectl("delete", "pod", leader_pod, "-n", NS, "--wait=false")
         successor = wait_for(
             "another reaper to lead",
             lambda: (h := cluster.get("lease", "emails-reaper", "-n", NS)["spec"].get(
