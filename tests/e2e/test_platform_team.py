@@ -13,8 +13,11 @@ log go to the artifacts folder.
 from __future__ import annotations
 
 import base64
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,6 +189,25 @@ def test_install_tenant_queue_and_first_jobs(release: E2ECluster) -> None:
                                check=False).stdout  # fmt: skip
         status = cluster.get("apiservice", "v1beta1.external.metrics.k8s.io")["status"]
         raise AssertionError(f"APIService not Available: {status}\noperator log:\n{logs}")
+
+    # Straight to the metrics server, past the aggregator: no front-proxy
+    # certificate, so no answer, whatever user headers are sent.
+    (operator,) = cluster.get("pods", "-n", NS, "-l", "app.kubernetes.io/component=operator")[
+        "items"
+    ]
+    url = (f"https://{operator['status']['podIP']}:6443/apis/external.metrics.k8s.io/v1beta1"
+           "/namespaces/jobqueue/jobqueue_queue_depth?labelSelector=queue%3Demails")
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(url, headers={"X-Remote-User": "system:admin"})
+    try:
+        urllib.request.urlopen(request, context=insecure, timeout=10)
+        code, body = 200, ""
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, exc.read().decode()
+    assert code == 401, (code, body)
+    cluster.artifact("direct-metrics-request.txt", f"GET {url} without a client certificate "
+                     f"(X-Remote-User: system:admin) -> {code} {body}\n")  # fmt: skip
 
     # The README's commands.
     cluster.kubectl("apply", "-f", str(ROOT / "examples" / "tenant.yaml"),
