@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from jobqueue_operator import models
+from jobqueue_operator import autoscaler_builders, models
 from jobqueue_operator.settings import FIELD_MANAGER
 
 Manifest = dict[str, Any]
@@ -20,12 +20,6 @@ Manifest = dict[str, Any]
 APP = "jobqueue"
 WORKER, REAPER = "worker", "reaper"
 METRICS_PORT = 9100
-# The external metric the HPA scales on; the operator's metrics server (or
-# any adapter that knows queue depth) serves it per queue.
-DEPTH_METRIC = "jobqueue_queue_depth"
-# Seconds the oldest ready job of the queue has waited (the optional second metric).
-AGE_METRIC = "jobqueue_oldest_ready_age_seconds"
-KEDA_API = "keda.sh/v1alpha1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,109 +254,6 @@ def reaper_role_binding(owner: Owner) -> Manifest:
     }
 
 
-def _external(metric: str, queue: str, target: dict[str, str]) -> Manifest:
-    return {
-        "type": "External",
-        "external": {
-            "metric": {"name": metric, "selector": {"matchLabels": {"queue": queue}}},
-            "target": target,
-        },
-    }
-
-
-def _behavior(spec: models.JobQueueSpec) -> Manifest:
-    return {
-        "scaleDown": {
-            "stabilizationWindowSeconds": spec.autoscaling.scale_down_stabilization_seconds
-        }
-    }
-
-
-def worker_autoscaler(owner: Owner, spec: models.JobQueueSpec) -> Manifest:
-    """An HPA between min and max replicas on the queue's depth per worker pod.
-
-    With `targetOldestAgeSeconds` a second metric scales up while jobs wait
-    too long even if the depth looks small (slow jobs); the HPA takes the
-    larger of the two recommendations.
-    """
-    auto = spec.autoscaling
-    queue = spec.queue_name(owner.name)
-    metrics = [
-        _external(
-            DEPTH_METRIC,
-            queue,
-            {"type": "AverageValue", "averageValue": str(auto.target_queue_depth_per_replica)},
-        )
-    ]
-    if auto.target_oldest_age_seconds is not None:
-        target = {"type": "Value", "value": str(auto.target_oldest_age_seconds)}
-        metrics.append(_external(AGE_METRIC, queue, target))
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": meta(owner, worker_name(owner), WORKER),
-        "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": worker_name(owner),
-            },
-            "minReplicas": spec.min_replicas,
-            "maxReplicas": spec.max_replicas,
-            "metrics": metrics,
-            "behavior": _behavior(spec),
-        },
-    }
-
-
-def keda_auth(owner: Owner, spec: models.JobQueueSpec) -> Manifest:
-    """KEDA reads the queue's database URL from the JobQueue's own Secret."""
-    ref = spec.database_secret_ref
-    return {
-        "apiVersion": KEDA_API,
-        "kind": "TriggerAuthentication",
-        "metadata": meta(owner, worker_name(owner), WORKER),
-        "spec": {
-            "secretTargetRef": [{"parameter": "connection", "name": ref.name, "key": ref.key}]
-        },
-    }
-
-
-def keda_scaled_object(owner: Owner, spec: models.JobQueueSpec, *, query: str) -> Manifest:
-    """A KEDA ScaledObject with the postgresql trigger; `query` counts the unfinished
-    jobs of the queue, the same number our own external metric serves."""
-    auto = spec.autoscaling
-    return {
-        "apiVersion": KEDA_API,
-        "kind": "ScaledObject",
-        "metadata": meta(owner, worker_name(owner), WORKER),
-        "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": worker_name(owner),
-            },
-            "minReplicaCount": spec.min_replicas,
-            "maxReplicaCount": spec.max_replicas,
-            "pollingInterval": auto.polling_interval_seconds,
-            # Scale to zero only after the queue has been empty this long.
-            "cooldownPeriod": auto.scale_down_stabilization_seconds,
-            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior(spec)}},
-            "triggers": [
-                {
-                    "type": "postgresql",
-                    "metadata": {
-                        "query": query,
-                        "targetQueryValue": str(auto.target_queue_depth_per_replica),
-                        "activationTargetQueryValue": "0",
-                    },
-                    "authenticationRef": {"name": worker_name(owner)},
-                }
-            ],
-        },
-    }
-
-
 def jobqueue_children(
     owner: Owner,
     spec: models.JobQueueSpec,
@@ -379,13 +270,14 @@ def jobqueue_children(
         worker_deployment(owner, spec, replicas=worker_replicas),
         reaper_deployment(owner, spec),
     ]
-    if spec.uses_hpa:
-        children.append(worker_autoscaler(owner, spec))
-    elif spec.uses_keda:
-        if keda_query is None:
-            raise ValueError("keda mode needs the query KEDA runs")
-        children += [keda_auth(owner, spec), keda_scaled_object(owner, spec, query=keda_query)]
-    return children
+    worker = worker_name(owner)
+    return children + autoscaler_builders.autoscalers(
+        spec,
+        meta=meta(owner, worker, WORKER),
+        worker=worker,
+        queue=spec.queue_name(owner.name),
+        keda_query=keda_query,
+    )
 
 
 def targets(hpa: Manifest, deployment_name: str) -> bool:

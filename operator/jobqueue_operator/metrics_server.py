@@ -33,14 +33,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from jobqueue import errors
 from jobqueue.db import stats
-from jobqueue_operator import builders, front_proxy, models, queue_reconciler
+from jobqueue_operator import autoscaler_builders, front_proxy, models, queue_reconciler
 from jobqueue_operator.context import Context
 from jobqueue_operator.kube import KubeError
 from jobqueue_operator.status import Depth
 
 GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
-METRIC = builders.DEPTH_METRIC
-METRICS = (builders.DEPTH_METRIC, builders.AGE_METRIC)
+METRIC = autoscaler_builders.DEPTH_METRIC
+METRICS = (autoscaler_builders.DEPTH_METRIC, autoscaler_builders.AGE_METRIC)
 log = logging.getLogger(__name__)
 # The ASGI scope key under which the connection's verified client certificate travels.
 PEERCERT = "jobqueue.peercert"
@@ -125,7 +125,7 @@ async def queue_depth(ctx: Context, namespace: str, queue: str) -> Depth | None:
 
 def metric_value(metric: str, depth: Depth) -> int:
     """What an autoscaler compares with its target."""
-    if metric == builders.AGE_METRIC:
+    if metric == autoscaler_builders.AGE_METRIC:
         return int(depth.oldest_ready_age_seconds or 0)
     return depth.queued + depth.running
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from jobqueue.db import Pool, queues, stats
 from jobqueue.models import DepthRow
-from jobqueue_operator import builders, models
+from jobqueue_operator import autoscaler_builders, builders, models
 from jobqueue_operator import status as st
 from jobqueue_operator.context import Context, database_problem
 from jobqueue_operator.kube import KubeError, Manifest
@@ -83,7 +83,8 @@ async def apply_children(ctx: Context, owner: builders.Owner, spec: models.JobQu
                     HPA_API, "HorizontalPodAutoscaler", hpa["metadata"]["name"], owner.namespace
                 )
     if not spec.uses_keda:
-        await _delete_ours(ctx, owner, builders.KEDA_API, ("ScaledObject", "TriggerAuthentication"))
+        keda_kinds = ("ScaledObject", "TriggerAuthentication")
+        await _delete_ours(ctx, owner, autoscaler_builders.KEDA_API, keda_kinds)
     return Applied(
         worker=applied[("Deployment", worker_name)],
         reaper=applied[("Deployment", builders.reaper_name(owner))],

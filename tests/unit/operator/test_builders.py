@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from jobqueue.models import TenantQuotas
-from jobqueue_operator import builders, models, tenant_builders
+from jobqueue_operator import autoscaler_builders, builders, models, tenant_builders
 
 OWNER = builders.Owner(kind="JobQueue", name="emails", uid="u-1", namespace="team-a")
 
@@ -122,8 +122,11 @@ def test_autoscaler_only_when_max_exceeds_min() -> None:
     assert "HorizontalPodAutoscaler" not in [
         c["kind"] for c in builders.jobqueue_children(OWNER, spec(), worker_replicas=1)
     ]
-    hpa = builders.worker_autoscaler(
-        OWNER, spec(minReplicas=2, maxReplicas=9, autoscaling={"targetQueueDepthPerReplica": 50})
+    hpa = autoscaler_builders.worker_autoscaler(
+        spec(minReplicas=2, maxReplicas=9, autoscaling={"targetQueueDepthPerReplica": 50}),
+        meta=builders.meta(OWNER, "emails-worker", builders.WORKER),
+        worker="emails-worker",
+        queue="emails",
     )
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 9
     target = hpa["spec"]["metrics"][0]["external"]["target"]
