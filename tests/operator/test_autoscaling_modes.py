@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,8 @@ from jobqueue.db import jobs
 from jobqueue.embedded import free_port
 from jobqueue.models import NewJob
 from tests import factories
-from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
-from tests.operator.harness import ROOT, Cluster, Running, eventually, operator_running
+from tests.operator.harness import Cluster, Running, eventually, operator_running
 from tests.operator.test_jobqueue_operator import (
     deployment,
     external_metric,
@@ -37,22 +36,7 @@ from tests.operator.test_jobqueue_operator import (
 )
 
 pytestmark = pytest.mark.timeout(120)
-KEDA_CRDS = Path(__file__).parent / "crds" / "keda"
-
-
-@pytest.fixture(scope="module")
-def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
-    control_plane.apply_crds([ROOT / "crds", KEDA_CRDS])
-    c = Cluster(control_plane)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[str]:
-    name = await create_database(pg_server, template_db)
-    yield pg_server.dsn_for(name)
-    await drop_database(pg_server, name)
+EXTRA_CRDS = [Path(__file__).parent / "crds" / "keda"]
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +50,6 @@ def ns(cluster: Cluster, running: Running) -> str:
     namespace = cluster.namespace("jq-modes")
     cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
     return namespace
-
-
-@pytest.fixture
-async def pool(running: Running) -> AsyncIterator[db.Pool]:
-    p = await db.create_pool(running.dsn, min_size=1, max_size=2)
-    yield p
-    await p.close()
 
 
 def keda(cluster: Cluster, kind: str, name: str, ns: str) -> dict[str, Any] | None:

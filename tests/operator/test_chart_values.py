@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,52 +27,17 @@ from jobqueue.models import JobStatus
 from jobqueue.observability import metrics
 from jobqueue_operator import builders, models
 from tests.envtest import ControlPlane
+from tests.operator.conftest import Helm
 from tests.operator.harness import ROOT, Cluster
 
 pytestmark = pytest.mark.timeout(180)
 
 CHART = ROOT / "charts" / "jobqueue"
-MONITORING_CRDS = Path(__file__).parent / "crds" / "monitoring"
+EXTRA_CRDS = [Path(__file__).parent / "crds" / "monitoring"]
 DB_URL = "postgresql://jobqueue:secret@postgres.db:5432/jobqueue"
 APISERVER = "172.18.0.2/32"
 
-Helm = Callable[..., subprocess.CompletedProcess[str]]
 Doc = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
-    control_plane.apply_crds([ROOT / "crds", MONITORING_CRDS])
-    c = Cluster(control_plane)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {
-        "HOME": str(home),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-        "PATH": "/usr/bin:/bin",
-    }
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(control_plane.bin_dir / "helm"), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    return run
 
 
 def own_database(**more: Any) -> dict[str, Any]:

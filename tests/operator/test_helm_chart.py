@@ -12,8 +12,7 @@ import base64
 import json
 import socket
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,41 +43,6 @@ pytestmark = pytest.mark.timeout(120)
 
 CHART = ROOT / "charts" / "jobqueue"
 DB_URL = "postgresql://jobqueue:secret@postgres.db:5432/jobqueue"
-
-
-@pytest.fixture(scope="module")
-def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
-    control_plane.apply_crds([ROOT / "crds"])
-    c = Cluster(control_plane)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {
-        "HOME": str(home),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-        "PATH": "/usr/bin:/bin",
-    }
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(control_plane.bin_dir / "helm"), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    return run
 
 
 def render(helm: Any, namespace: str, *sets: str) -> list[dict[str, Any]]:

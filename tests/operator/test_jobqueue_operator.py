@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,8 @@ from jobqueue.db import jobs, leases, queues
 from jobqueue.embedded import free_port
 from jobqueue.models import NewJob, WorkerId
 from tests import factories
-from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
 from tests.operator.harness import (
-    ROOT,
     Cluster,
     Running,
     eventually,
@@ -53,21 +51,6 @@ LABELS = (
 
 
 @pytest.fixture(scope="module")
-def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
-    control_plane.apply_crds([ROOT / "crds"])
-    c = Cluster(control_plane)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[str]:
-    name = await create_database(pg_server, template_db)
-    yield pg_server.dsn_for(name)
-    await drop_database(pg_server, name)
-
-
-@pytest.fixture(scope="module")
 def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
     with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as running:
         yield running
@@ -79,13 +62,6 @@ def ns(cluster: Cluster, running: Running) -> str:
     namespace = cluster.namespace("jq-queues")
     cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
     return namespace
-
-
-@pytest.fixture
-async def pool(running: Running) -> AsyncIterator[db.Pool]:
-    p = await db.create_pool(running.dsn, min_size=1, max_size=4)
-    yield p
-    await p.close()
 
 
 def unique(prefix: str = "q") -> str:

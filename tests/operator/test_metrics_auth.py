@@ -15,7 +15,7 @@ import socket
 import ssl
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,6 @@ METRICS = "/apis/external.metrics.k8s.io/v1beta1"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
-    control_plane.apply_crds([ROOT / "crds"])
-    yield Cluster(control_plane)
 
 
 @pytest.fixture

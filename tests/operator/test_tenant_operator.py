@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -18,39 +18,16 @@ from jobqueue import apikeys, db, errors
 from jobqueue.db import jobs
 from jobqueue.db import tenants as tenant_rows
 from jobqueue.models import NewJob, TenantId
-from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane
-from tests.operator.harness import ROOT, Cluster, Running, eventually, operator_running
+from tests.operator.harness import Cluster, Running, eventually, operator_running
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def cluster(control_plane: ControlPlane) -> Iterator[Cluster]:
-    control_plane.apply_crds([ROOT / "crds"])
-    c = Cluster(control_plane)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[str]:
-    name = await create_database(pg_server, template_db)
-    yield pg_server.dsn_for(name)
-    await drop_database(pg_server, name)
 
 
 @pytest.fixture(scope="module")
 def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
     with operator_running(control_plane, cluster, op_database) as running:
         yield running
-
-
-@pytest.fixture
-async def pool(running: Running) -> AsyncIterator[db.Pool]:
-    p = await db.create_pool(running.dsn, min_size=1, max_size=4)
-    yield p
-    await p.close()
 
 
 def tenant(name: str, **spec: object) -> dict[str, object]:
