@@ -34,6 +34,10 @@ def _external(metric: str, queue: str, target: dict[str, str]) -> Manifest:
     }
 
 
+def _deployment_ref(worker: str) -> Manifest:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": worker}
+
+
 def _behavior(spec: models.JobQueueSpec) -> Manifest:
     return {
         "scaleDown": {
@@ -67,11 +71,7 @@ def worker_autoscaler(
         "kind": "HorizontalPodAutoscaler",
         "metadata": meta,
         "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": worker,
-            },
+            "scaleTargetRef": _deployment_ref(worker),
             "minReplicas": spec.min_replicas,
             "maxReplicas": spec.max_replicas,
             "metrics": metrics,
@@ -104,11 +104,7 @@ def keda_scaled_object(
         "kind": "ScaledObject",
         "metadata": meta,
         "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": worker,
-            },
+            "scaleTargetRef": _deployment_ref(worker),
             "minReplicaCount": spec.min_replicas,
             "maxReplicaCount": spec.max_replicas,
             "pollingInterval": auto.polling_interval_seconds,
