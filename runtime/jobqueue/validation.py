@@ -91,6 +91,15 @@ def _scalar_problem(value: object) -> str | None:
 _PLAIN = (bool, type(None))
 
 
+def _keys_problem(obj: dict[str, JSON]) -> str | None:
+    for k in obj:
+        if type(k) is not str:
+            return f"has an object key that is not a string: {type(k).__name__}"
+        if _UNSTORABLE.search(k) is not None:
+            return "has an object key with NUL or a lone surrogate"
+    return None
+
+
 def json_problem(value: JSON, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why `value` cannot be stored and read back as the same JSON, or None.
 
@@ -109,11 +118,8 @@ def json_problem(value: JSON, max_depth: int = MAX_JSON_DEPTH) -> str | None:
         if depth > max_depth:
             return f"is nested more than {max_depth} levels deep (the limit)"
         if isinstance(container, dict):
-            for k in container:
-                if type(k) is not str:
-                    return f"has an object key that is not a string: {type(k).__name__}"
-                if search(k) is not None:
-                    return "has an object key with NUL or a lone surrogate"
+            if (problem := _keys_problem(container)) is not None:
+                return problem
             items = container.values()
         else:
             items = container

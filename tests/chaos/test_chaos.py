@@ -177,6 +177,69 @@ def dropped_results(p: Proc) -> set[str]:
             and str(e.get("detail", "")).startswith("result dropped")}
 
 
+async def terminate_all(pool: db.Pool, workers: list[Proc], counts: dict[str, int]) -> None:
+    """Every local worker loses at least one connection (the namespaced one
+    may still be reconnecting after the partition and the restart). A worker
+    restarted a moment ago may not have connected yet: a later round, a few
+    tenths of a second on, hits it."""
+    names = {f"jobqueue-worker {worker_id(w)}"[:63]: w.name for w in workers}
+    seen: set[str] = set()
+    for _ in range(10):
+        hit = await retrying(lambda: terminate_jobqueue_backends(pool))
+        counts["terminations"] += len(hit)
+        seen |= {names[app] for app in hit if app in names}
+        if seen == set(names.values()):
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"never lost a connection: {set(names.values()) - seen}")
+
+
+def judge(
+    final: list[Job], execs: Executions, leases_ended: dict[tuple[JobId, int], float]
+) -> tuple[int, list[str], int, dict[str, dict[int, list[str]]]]:
+    """Lost jobs, executions under a valid lease by two workers, re-runs after
+    a lost lease, and who started each attempt of each job, by the records."""
+    starts: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for run_of, attempt, worker, _pid in execs.starts:
+        starts[run_of][attempt].append(worker)
+
+    lost = JOBS - len(final)
+    doubles: list[str] = []
+    reruns = 0
+    for job in final:
+        runs = starts[str(job.id)]
+        winner = runs.get(job.attempt, [])
+        if job.status is not JobStatus.SUCCEEDED or job.result != {
+            "worker": winner[0] if winner else None, "attempt": job.attempt
+        }:
+            lost += 1  # not succeeded exactly as the records say
+        expired = {e["attempt"]: datetime.fromisoformat(e["at"]).timestamp()
+                   for e in job.errors if e["error"] == "lease expired"}
+        if job.attempt in expired:
+            lost += 1
+        attempts = sorted(runs)
+        for attempt in attempts:
+            ran_by = runs[attempt]
+            if len(ran_by) != 1:
+                doubles.append(f"{job.id} attempt {attempt} ran {len(ran_by)} times: {ran_by}")
+            if attempt == job.attempt:
+                continue
+            reruns += 1
+            # An earlier run is only allowed if its lease was lost, and the
+            # next run may start only once it was (2 ms: the log's rounding).
+            if attempt not in expired:
+                doubles.append(f"{job.id} re-ran without losing attempt {attempt}")
+                continue
+            # The lease's own deadline (not when the reaper got to it) bounds
+            # the next start: a rescue before the deadline would be a double.
+            valid_until = max(expired[attempt], leases_ended.get((job.id, attempt), 0.0))
+            later = [execs.started_at[(str(job.id), a)] for a in attempts if a > attempt]
+            if later and min(later) < valid_until - 0.002:
+                doubles.append(f"{job.id}: attempt {attempt}'s lease was valid until "
+                               f"{valid_until:.3f} but a later one started at {min(later):.3f}")
+    return lost, doubles, reruns, starts
+
+
 async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partition(
     server: EmbeddedPostgres, link: netns.Link | str, tmp_path: Path
 ) -> None:
@@ -250,22 +313,6 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
         p.start()
         killed.discard(p)
 
-    async def terminate_all() -> None:
-        # Every local worker loses at least one connection (the namespaced one
-        # may still be reconnecting after the partition and the restart). A
-        # worker restarted a moment ago may not have connected yet: a later
-        # round, a few tenths of a second on, hits it.
-        names = {f"jobqueue-worker {worker_id(w)}"[:63]: w.name for w in workers}
-        seen: set[str] = set()
-        for _ in range(10):
-            hit = await retrying(lambda: terminate_jobqueue_backends(pool))
-            counts["terminations"] += len(hit)
-            seen |= {names[app] for app in hit if app in names}
-            if seen == set(names.values()):
-                return
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"never lost a connection: {set(names.values()) - seen}")
-
     cut_held: dict[JobId, int] = {}
     cutoff_id = worker_id(cutoff) if cutoff else None
     cut_at = healed_at = 0.0
@@ -318,11 +365,11 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
         await at(t + 14)
         await kill_and_restart(reaper, 0.5)
         await at(t + 16)
-        await terminate_all()
+        await terminate_all(pool, workers, counts)
         await at(t + 19)
         await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
         await at(t + 22)
-        await terminate_all()
+        await terminate_all(pool, workers, counts)
         await at(t + 25)
         await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
         assert await unfinished() > 0, "the run finished before the last kill"
@@ -350,44 +397,7 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
     leases_ended = await lease_deadlines(pool)
     await pool.close()
     execs = Executions(record)
-    starts: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for run_of, attempt, worker, _pid in execs.starts:
-        starts[run_of][attempt].append(worker)
-
-    lost = JOBS - len(final)
-    doubles: list[str] = []  # executions under a valid lease by two workers
-    reruns = 0
-    for job in final:
-        runs = starts[str(job.id)]
-        winner = runs.get(job.attempt, [])
-        if job.status is not JobStatus.SUCCEEDED or job.result != {
-            "worker": winner[0] if winner else None, "attempt": job.attempt
-        }:
-            lost += 1  # not succeeded exactly as the records say
-        expired = {e["attempt"]: datetime.fromisoformat(e["at"]).timestamp()
-                   for e in job.errors if e["error"] == "lease expired"}
-        if job.attempt in expired:
-            lost += 1
-        attempts = sorted(runs)
-        for attempt in attempts:
-            ran_by = runs[attempt]
-            if len(ran_by) != 1:
-                doubles.append(f"{job.id} attempt {attempt} ran {len(ran_by)} times: {ran_by}")
-            if attempt == job.attempt:
-                continue
-            reruns += 1
-            # An earlier run is only allowed if its lease was lost, and the
-            # next run may start only once it was (2 ms: the log's rounding).
-            if attempt not in expired:
-                doubles.append(f"{job.id} re-ran without losing attempt {attempt}")
-                continue
-            # The lease's own deadline (not when the reaper got to it) bounds
-            # the next start: a rescue before the deadline would be a double.
-            valid_until = max(expired[attempt], leases_ended.get((job.id, attempt), 0.0))
-            later = [execs.started_at[(str(job.id), a)] for a in attempts if a > attempt]
-            if later and min(later) < valid_until - 0.002:
-                doubles.append(f"{job.id}: attempt {attempt}'s lease was valid until "
-                               f"{valid_until:.3f} but a later one started at {min(later):.3f}")
+    lost, doubles, reruns, starts = judge(final, execs, leases_ended)
     executions = len(execs.starts)
     print(
         f"\nchaos summary: jobs={JOBS} kills={counts['kills']} stops={counts['stops']} "
@@ -401,7 +411,20 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
     assert lost == 0, "lost or stuck jobs"
     assert not doubles, doubles[:20]
 
-    # The paused worker's jobs went to others, and its late results were dropped.
+    check_paused(final, execs, frozen, stopped, stopped_id, stopped_at=stopped_at)
+    assert reruns >= len(frozen)
+
+    if isinstance(link, str):
+        pytest.skip(f"network partition not tested (every other check passed): {link}")
+    assert cutoff is not None
+    check_partitioned(final, execs, cut_held, cutoff_id, cut_at=cut_at, healed_at=healed_at)
+
+
+def check_paused(
+    final: list[Job], execs: Executions, frozen: dict[JobId, int], stopped: Proc,
+    stopped_id: str | None, *, stopped_at: float,
+) -> None:
+    """The paused worker's jobs went to others, and its late results were dropped."""
     by_id = {j.id: j for j in final}
     noticed = lost_leases(stopped)
     for job_id, attempt in frozen.items():
@@ -410,12 +433,14 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
                f"{job.result} {job.errors} {execs.of(job_id)}")
         assert job.attempt > attempt and job.result["worker"] != stopped_id, why
         assert str(job_id) in noticed, f"worker0 never noticed it lost {job_id}"
-    assert reruns >= len(frozen)
 
-    if isinstance(link, str):
-        pytest.skip(f"network partition not tested (every other check passed): {link}")
-    # The partitioned worker's leases expired and its jobs ran elsewhere...
-    assert cutoff is not None
+
+def check_partitioned(
+    final: list[Job], execs: Executions, cut_held: dict[JobId, int], cutoff_id: str | None,
+    *, cut_at: float, healed_at: float,
+) -> None:
+    """The partitioned worker's leases expired and its jobs ran elsewhere..."""
+    by_id = {j.id: j for j in final}
     for job_id, attempt in cut_held.items():
         job = by_id[job_id]
         why = (f"{job_id} held at attempt {attempt} when cut off at {cut_at:.3f}: "
