@@ -30,8 +30,8 @@ from jobqueue.commands.tenant import new_key
 from jobqueue.db import jobs, tenants
 from jobqueue.embedded import EmbeddedPostgres, free_port
 from jobqueue.models import JobId, NewJob, TenantId, TenantQuotas
+from jobqueue.process.backoff import Backoff
 from jobqueue.settings import DatabaseSettings
-from jobqueue.worker.backoff import Backoff
 
 DEMO_TENANT = TenantId("demo")
 STOP_SECONDS = 20.0  # children's SIGTERM budget; the worker gets 5 s of grace

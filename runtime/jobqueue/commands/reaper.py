@@ -20,11 +20,11 @@ from jobqueue import db, errors
 from jobqueue.commands.worker import add_logging_flags
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
+from jobqueue.process.backoff import Backoff
 from jobqueue.reaper import kube, leader
 from jobqueue.reaper.kube_lease import KubernetesElector
 from jobqueue.reaper.reaper import Reaper
 from jobqueue.settings import DatabaseSettings, ReaperSettings
-from jobqueue.worker.backoff import Backoff
 
 
 def register(sub: Any) -> None:

@@ -7,25 +7,21 @@ priorities, route templates, components — never a job id, a raw path or a
 free-form error text.
 
 Queue depth and the oldest ready job's age come from the database. They are
-set by `refresh_depth(rows)` from a periodic task (`refresh_depth_forever`,
-run by the API and the reaper), so a scrape never costs a query.
+set by `refresh_depth(rows)` from a periodic service
+(`jobqueue.process.depth`, run by the API and the elected reaper), so a
+scrape never costs a query.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
 
 from jobqueue.models import DepthRow, JobStatus
-
-if TYPE_CHECKING:
-    from jobqueue.db import Executor
 
 # `*_created` series double every counter's series count and nobody graphs
 # them; restarts are visible from process_start_time_seconds anyway.
@@ -99,6 +95,11 @@ DB_ERRORS = Counter(
     "Database calls that failed (unavailable, timeout, unexpected), by component",
     ["component"],
 )
+SERVICE_ERRORS = Counter(
+    "service_errors",
+    "Passes of a background service that failed and will be retried, by service",
+    ["service"],
+)
 DEPTH_REFRESHED = Gauge(
     "job_queue_depth_refreshed_timestamp_seconds",
     "Unix time of the last successful depth refresh; stale means the numbers are too",
@@ -148,38 +149,6 @@ def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
         for family in gauge.collect()
         for sample in family.samples
     ]
-
-
-async def refresh_depth_forever(
-    conn: Executor, *, interval_seconds: float = 5.0, component: str = "depth"
-) -> None:
-    """Refresh the depth gauges every `interval_seconds` until cancelled.
-
-    One grouped query over partial indexes per interval, whatever the scrape
-    rate. A failed refresh counts in `database_errors_total{component}` and
-    is retried at the next tick; it never ends the task, since metrics must
-    not take a process down. The gauges keep their last values meanwhile
-    (the refreshed-timestamp gauge shows how old they are).
-    """
-    from jobqueue.db import stats
-    from jobqueue.observability.logging import get_logger
-
-    log = get_logger(__name__)
-    failing = False
-    while True:
-        try:
-            refresh_depth(await stats.depth(conn))
-        except Exception as exc:  # counted, logged, retried next tick
-            DB_ERRORS.labels(component).inc()
-            if not failing:  # one line per outage, not one per tick
-                log.warning("queue depth refresh failed", component=component,
-                            error=f"{type(exc).__name__}: {exc}")
-            failing = True
-        else:
-            if failing:
-                log.info("queue depth refresh recovered", component=component)
-            failing = False
-        await asyncio.sleep(interval_seconds)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> WSGIServer:

@@ -20,9 +20,9 @@ from jobqueue import db, errors
 from jobqueue.db import maintenance, stats
 from jobqueue.models import JobStatus
 from jobqueue.observability import metrics
+from jobqueue.process.backoff import Backoff
 from jobqueue.reaper.leader import Leadership
 from jobqueue.settings import ReaperSettings
-from jobqueue.worker.backoff import Backoff
 from jobqueue.worker.handlers import Logger
 
 # Queue depth gauges, leader only (one exporter, no double counting).

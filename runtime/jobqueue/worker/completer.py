@@ -20,7 +20,7 @@ from jobqueue.db import leases
 from jobqueue.models import JobStatus, Lease, Transition
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics, tracing
-from jobqueue.worker.backoff import Backoff
+from jobqueue.process.backoff import Backoff
 from jobqueue.worker.handlers import Logger
 from jobqueue.worker.runner import Failed, Outcome, Succeeded
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from jobqueue import db, errors
 from jobqueue.db import leases
 from jobqueue.models import JobId, LeaseToken
-from jobqueue.worker.backoff import Backoff
+from jobqueue.process.backoff import Backoff
 from jobqueue.worker.handlers import Logger
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from jobqueue.models import JSON, Lease, WorkerId
-from jobqueue.worker import backoff
+from jobqueue.process import backoff
 from jobqueue.worker.handlers import JobContext, Logger, PermanentFailure, Registry
 
 # Enough of a traceback to find the failing line; the db keeps 4000 chars.

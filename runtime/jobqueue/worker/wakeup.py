@@ -16,7 +16,7 @@ import json
 from jobqueue import errors
 from jobqueue.db import notify
 from jobqueue.observability import metrics
-from jobqueue.worker.backoff import Backoff
+from jobqueue.process.backoff import Backoff
 from jobqueue.worker.handlers import Logger
 
 CHANNEL = "jobqueue_events"

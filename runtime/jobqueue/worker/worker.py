@@ -42,9 +42,9 @@ from jobqueue.db import leases
 from jobqueue.models import JobId, Lease, LeaseToken, WorkerId
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics, tracing
+from jobqueue.process.backoff import Backoff
 from jobqueue.settings import DatabaseSettings, WorkerSettings
 from jobqueue.worker import release, spans
-from jobqueue.worker.backoff import Backoff
 from jobqueue.worker.completer import Completer, Completion
 from jobqueue.worker.handlers import Registry
 from jobqueue.worker.heartbeat import Heartbeat

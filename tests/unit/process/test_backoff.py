@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from jobqueue.worker import backoff
+from jobqueue.process import backoff
 
 
 def test_ceiling_doubles_per_attempt_until_the_cap() -> None:

@@ -1,0 +1,81 @@
+"""The one LISTEN keeper: a LISTEN connection kept open while the process runs.
+
+`db.notify.listen` gives one connection; `Listener` re-opens it after a
+database restart or a network cut (with backoff, through `run_forever`),
+probes an idle one so a half-open socket is noticed, and calls
+`on_connect` after every (re)connection: notifications sent while it was
+down are lost, so whoever relies on them must catch up (the worker leases
+once, the API resyncs its watchers). It is never trusted alone: the worker
+keeps polling, the API's watchers resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from jobqueue import errors
+from jobqueue.db import notify
+from jobqueue.process.service import Logger, Service
+
+# The jobs table's statement trigger notifies here (see db/schema.sql).
+CHANNEL = "jobqueue_events"
+# How often an idle LISTEN connection proves it is still alive.
+PING_SECONDS = 15.0
+
+
+class Listener(Service[None]):
+    """A pass is one connection's life: open, LISTEN, probe until it breaks."""
+
+    name = "listener"
+    interval = 0.0  # reconnect at once; a refused connect backs off
+    retry_base_seconds = 0.2
+    retry_cap_seconds = 5.0
+    announce_recovery = False  # said at connect time instead, below
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        on_event: Callable[[str], None],
+        on_connect: Callable[[], None],
+        component: str,
+        log: Logger,
+        application_name: str = "jobqueue-listen",
+        channel: str = CHANNEL,
+        ping_seconds: float = PING_SECONDS,
+        retry_on: tuple[type[BaseException], ...] = (errors.DatabaseUnavailable, TimeoutError),
+    ) -> None:
+        self.dsn = dsn
+        self.on_event = on_event
+        self.on_connect = on_connect
+        self.component = component
+        self.log = log
+        self.application_name = application_name
+        self.channel = channel
+        self.ping_seconds = ping_seconds
+        self.retry_on = retry_on
+        self.connections = 0  # opened so far; for the log and for tests
+        self._lost = False
+
+    async def run_once(self) -> None:
+        handle = await notify.listen(self.dsn, self.channel, self.on_event,
+                                     application_name=self.application_name)
+        self.connections += 1
+        if self._lost:
+            self.log.info("LISTEN connection back")
+        self._lost = True  # from here on, an end is a loss
+        self.on_connect()
+        try:
+            while not handle.closed:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.ping_seconds):
+                        await handle.wait_closed()
+                if not handle.closed:
+                    await handle.ping(timeout=self.ping_seconds)
+        except errors.DatabaseUnavailable:
+            pass  # the probe found it broken: open a new one
+        finally:
+            await handle.close()
+        self.log.warning("LISTEN connection lost, reconnecting")
