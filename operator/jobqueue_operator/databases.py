@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from jobqueue import db, errors
+from jobqueue.settings import DatabaseSettings
 
 T = TypeVar("T")
 
@@ -31,7 +32,10 @@ def redact(message: str, dsn: str) -> str:
 class Databases:
     """One small pool per database URL, shared by every handler through kopf's memo."""
 
-    def __init__(self, *, timeout: float, pool_max: int) -> None:
+    def __init__(self, database: DatabaseSettings, *, timeout: float, pool_max: int) -> None:
+        # The operator process's database settings: statement_cache_size=0
+        # (PgBouncer in transaction mode) holds for every database it reads.
+        self._database = database
         self._timeout = timeout
         self._pool_max = pool_max
         self._pools: dict[str, db.Pool] = {}
@@ -59,8 +63,9 @@ class Databases:
             pool = self._pools.get(dsn)
             if pool is None:
                 # min_size=0: an idle JobQueue holds no connection between ticks.
-                pool = await db.create_pool(
-                    dsn, min_size=0, max_size=self._pool_max, application_name="jobqueue-operator"
+                pool = await db.open_pool(
+                    self._database, dsn=dsn, min_size=0, max_size=self._pool_max,
+                    application_name="jobqueue-operator",
                 )
                 self._pools[dsn] = pool
             return pool

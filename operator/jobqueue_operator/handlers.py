@@ -35,12 +35,13 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Build the shared context; tests pass `operator_settings` and `dsn` in the memo."""
+    """Build the shared context; tests pass `operator_settings`, `database_settings`
+    and `dsn` in the memo."""
     op: OperatorSettings = memo.get("operator_settings") or OperatorSettings()
+    database: DatabaseSettings = memo.get("database_settings") or DatabaseSettings()
     dsn: str | None = memo.get("dsn")
-    if dsn is None:
-        url = DatabaseSettings().url
-        dsn = url.get_secret_value() if url is not None else None
+    if dsn is None and database.url is not None:
+        dsn = database.dsn()
     # Handler progress and the last handled spec go into annotations: the
     # status schemas are structural, so kopf's default `status.kopf` would be
     # pruned by the apiserver.
@@ -58,7 +59,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     ctx = Context(
         settings=op,
         kube=Kube.connect(timeout=op.kube_timeout_seconds),
-        databases=Databases(timeout=op.db_timeout_seconds, pool_max=op.db_pool_max),
+        databases=Databases(database, timeout=op.db_timeout_seconds, pool_max=op.db_pool_max),
         dsn=dsn,
     )
     memo.ctx = ctx

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -20,6 +19,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from jobqueue import errors
+from jobqueue.settings import RuntimeSettings
 
 # Order is the order of `jobqueue --help`.
 COMMANDS = ["dev", "migrate", "api", "worker", "reaper", "submit", "tenant", "jobs"]
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if os.environ.get("JOBQUEUE_DEBUG") == "1":
+        if RuntimeSettings().cli.debug == "1":
             raise
         message, status = explain(exc)
         print(f"jobqueue: {one_line(message)}", file=sys.stderr)

@@ -1,17 +1,24 @@
 """Settings, grouped by component, built once at start-up and passed down.
 
-Every field reads from JOBQUEUE_<GROUP>_<FIELD> (DATABASE_URL also works for
-the database URL). Defaults say why they are what they are.
+This module is the runtime's only reader of the environment: every field
+reads from JOBQUEUE_<GROUP>_<FIELD> (DATABASE_URL also works for the
+database URL; a few fields take a conventional name as well, given below).
+`RuntimeSettings` is the root a process starts from; the CLI's flags
+override its fields. Defaults say why they are what they are.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class DatabaseSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_DATABASE_")
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_DATABASE_", populate_by_name=True)
 
     url: SecretStr | None = Field(
         default=None,
@@ -33,11 +40,15 @@ class DatabaseSettings(BaseSettings):
 
 
 class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_WORKER_")
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_WORKER_", populate_by_name=True)
 
     queue: str = "default"
     concurrency: int = Field(10, ge=1, le=10_000)
-    handlers: str = Field("", description="comma-separated modules to import for @handler")
+    handlers: str = Field(
+        "",
+        validation_alias=AliasChoices("JOBQUEUE_HANDLERS", "JOBQUEUE_WORKER_HANDLERS"),
+        description="comma-separated modules to import for @handler",
+    )
     # Long enough to ride out a GC pause or a slow network; short enough
     # that a crashed worker's jobs come back within half a minute.
     lease_seconds: float = Field(30.0, gt=1)
@@ -66,7 +77,7 @@ class WorkerSettings(BaseSettings):
 
 
 class ReaperSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_REAPER_")
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_REAPER_", populate_by_name=True)
 
     interval_seconds: float = Field(1.0, gt=0)
     batch: int = Field(500, ge=1)
@@ -74,11 +85,20 @@ class ReaperSettings(BaseSettings):
     prune_batch: int = Field(1000, ge=1)
     leader_election: str = Field("postgres", pattern="^(postgres|kubernetes|none)$")
     leader_lease_seconds: float = Field(15.0, gt=1)
+    # The leader row, or the coordination.k8s.io/v1 Lease object: replicas
+    # that share a name elect one leader among them.
+    lease_name: str = "jobqueue-reaper"
+    # Unset: the pod's namespace, else the kubeconfig's.
+    lease_namespace: str | None = None
+    # Unset: the in-cluster service account.
+    kubeconfig: str | None = Field(
+        None, validation_alias=AliasChoices("JOBQUEUE_REAPER_KUBECONFIG", "KUBECONFIG")
+    )
     metrics_port: int | None = None
 
 
 class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_")
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_", populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="0.0.0.0 in a pod; loopback keeps dev private")
     port: int = Field(8000, ge=0, le=65535)
@@ -130,3 +150,73 @@ class ApiSettings(BaseSettings):
                 "the public port never serves metrics without credentials"
             )
         return self
+
+
+class LogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_LOG_")
+
+    # JSON lines for log collectors; `console` for people (`jobqueue dev`).
+    format: Literal["json", "console"] = "json"
+    level: str = "INFO"
+
+
+class CliSettings(BaseSettings):
+    """What only the command line reads."""
+
+    model_config = SettingsConfigDict(populate_by_name=True)
+
+    # The tenant `jobqueue submit` acts for when --tenant is not given.
+    tenant: str | None = Field(None, validation_alias="JOBQUEUE_TENANT")
+    # "1" lets a failing command print its traceback instead of one line.
+    debug: str = Field("", validation_alias="JOBQUEUE_DEBUG")
+
+
+class RuntimeSettings:
+    """The root every process starts from: one section per component.
+
+    Each section is read from the environment when first asked for, so a
+    command never fails on a section it does not use (`jobqueue submit`
+    does not need a JWT secret). `overrides[section]` are fields given on
+    the command line: they win over the environment, and None means "not
+    given". The sections are built by pydantic, so a flag is validated like
+    the variable it overrides.
+    """
+
+    def __init__(self, **overrides: Mapping[str, Any]) -> None:
+        unknown = set(overrides) - _SECTIONS
+        if unknown:
+            raise TypeError(f"no settings section {sorted(unknown)}")
+        self._overrides = {
+            name: {k: v for k, v in given.items() if v is not None}
+            for name, given in overrides.items()
+        }
+
+    def _given(self, section: str) -> dict[str, Any]:
+        return self._overrides.get(section, {})
+
+    @functools.cached_property
+    def database(self) -> DatabaseSettings:
+        return DatabaseSettings(**self._given("database"))
+
+    @functools.cached_property
+    def worker(self) -> WorkerSettings:
+        return WorkerSettings(**self._given("worker"))
+
+    @functools.cached_property
+    def reaper(self) -> ReaperSettings:
+        return ReaperSettings(**self._given("reaper"))
+
+    @functools.cached_property
+    def api(self) -> ApiSettings:
+        return ApiSettings(**self._given("api"))
+
+    @functools.cached_property
+    def log(self) -> LogSettings:
+        return LogSettings(**self._given("log"))
+
+    @functools.cached_property
+    def cli(self) -> CliSettings:
+        return CliSettings(**self._given("cli"))
+
+
+_SECTIONS = {"database", "worker", "reaper", "api", "log", "cli"}

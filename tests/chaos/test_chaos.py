@@ -266,7 +266,7 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
         cutoff = Proc("worker-netns", worker_args, logdir=tmp_path, env=env,
                       dsn=f"postgresql://postgres@{link.host_address}:{server.port}/postgres",
                       prefix=link.exec_prefix())
-    reaper = Proc("reaper", ["reaper", "--interval-seconds", "0.2", "--lease-seconds", "3"],
+    reaper = Proc("reaper", ["reaper", "--interval-seconds", "0.2", "--leader-lease-seconds", "3"],
                   dsn=dsn, logdir=tmp_path)
     every_worker = [*workers, *([cutoff] if cutoff else [])]
     procs = [*every_worker, reaper]

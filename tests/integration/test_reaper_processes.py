@@ -41,7 +41,7 @@ async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
     dsn: str, pool: db.Pool, tmp_path: Path
 ) -> None:
     procs = [
-        Proc(f"reaper{i}", ["reaper", "--lease-seconds", str(LEASE), "--interval-seconds",
+        Proc(f"reaper{i}", ["reaper", "--leader-lease-seconds", str(LEASE), "--interval-seconds",
                             "0.2"], dsn=dsn, logdir=tmp_path).start()
         for i in range(3)
     ]

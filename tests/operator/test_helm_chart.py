@@ -24,6 +24,7 @@ from jobqueue import db
 from jobqueue.db import tenants as tenant_rows
 from jobqueue.embedded import free_port
 from jobqueue.models import TenantId
+from jobqueue.settings import DatabaseSettings
 from jobqueue_operator.context import Context
 from jobqueue_operator.databases import Databases
 from jobqueue_operator.kube import Kube
@@ -230,7 +231,7 @@ async def test_the_metrics_api_certificate_from_the_chart_is_served_and_verifies
     ctx = Context(
         settings=OperatorSettings(),
         kube=Kube(client.ApiClient()),
-        databases=Databases(timeout=1, pool_max=1),
+        databases=Databases(DatabaseSettings(), timeout=1, pool_max=1),
         dsn=None,
     )
     port = free_port()

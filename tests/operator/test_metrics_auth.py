@@ -23,6 +23,7 @@ import pytest
 from kubernetes import client
 
 from jobqueue.embedded import free_port
+from jobqueue.settings import DatabaseSettings
 from jobqueue_operator.context import Context
 from jobqueue_operator.databases import Databases
 from jobqueue_operator.kube import Kube
@@ -47,7 +48,7 @@ async def server(control_plane: ControlPlane) -> AsyncIterator[int]:
     ctx = Context(
         settings=OperatorSettings(),
         kube=kube,
-        databases=Databases(timeout=1, pool_max=1),
+        databases=Databases(DatabaseSettings(), timeout=1, pool_max=1),
         dsn=None,
     )
     pki = control_plane.tmpdir / "pki"
@@ -219,7 +220,7 @@ def test_authentication_needs_tls(control_plane: ControlPlane) -> None:
     ctx = Context(
         settings=OperatorSettings(),
         kube=Kube(client.ApiClient()),
-        databases=Databases(timeout=1, pool_max=1),
+        databases=Databases(DatabaseSettings(), timeout=1, pool_max=1),
         dsn=None,
     )
     with pytest.raises(ValueError, match="only over TLS"):

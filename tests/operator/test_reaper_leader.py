@@ -107,7 +107,7 @@ async def test_sigkilled_reaper_process_hands_over_within_the_lease(
     name = f"reaper-{uuid.uuid4().hex[:8]}"
     args = ["reaper", "--leader-election", "kubernetes", "--kubeconfig",
             str(control_plane.kubeconfig_path), "--lease-name", name, "--lease-namespace",
-            NAMESPACE, "--lease-seconds", str(LEASE), "--interval-seconds", "0.2"]
+            NAMESPACE, "--leader-lease-seconds", str(LEASE), "--interval-seconds", "0.2"]
     procs = [Proc(f"reaper{i}", args, dsn=dsn, logdir=tmp_path).start() for i in range(3)]
 
     def ids() -> dict[str, Proc]:

@@ -86,13 +86,7 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # min_size=0: creating the pool needs no database; connections are
         # opened on demand and a broken one is replaced on the next acquire.
-        pool = await db.create_pool(
-            dsn,
-            min_size=0,
-            max_size=database.pool_max,
-            application_name="jobqueue-api",
-            statement_cache_size=database.statement_cache_size,
-        )
+        pool = await db.open_pool(database, dsn=dsn, min_size=0, application_name="jobqueue-api")
         hub = Hub(settings.ws_queue_size)
         rt = Runtime(
             settings=settings,

@@ -1,7 +1,7 @@
 """`jobqueue api`: serve the HTTP API with uvicorn until SIGTERM.
 
 Flags override JOBQUEUE_API_* settings. JOBQUEUE_API_JWT_SECRET (32+ bytes)
-is required; `jobqueue dev` generates one with `with_dev_secret`.
+is required; `jobqueue dev` generates one for its API process.
 """
 
 from __future__ import annotations
@@ -9,20 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import re
-import secrets
 import signal
 from types import FrameType
 from typing import Any
 
 import uvicorn
-from pydantic import SecretStr
 
 from jobqueue.api.app import create_app
-from jobqueue.observability import logging as obslog
+from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
 from jobqueue.observability import tracing
-from jobqueue.settings import ApiSettings, DatabaseSettings
+from jobqueue.settings import ApiSettings, DatabaseSettings, RuntimeSettings
 
 # Open WebSockets and slow requests get this long after SIGTERM.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -32,22 +29,8 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("api", help="serve the HTTP API")
     p.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to bind (default: 8000)")
-    p.add_argument(
-        "--log-format",
-        choices=["json", "console"],
-        default=os.environ.get("JOBQUEUE_LOG_FORMAT", "json"),
-        help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)",
-    )
-    p.add_argument("--log-level", default=os.environ.get("JOBQUEUE_LOG_LEVEL", "INFO"))
+    add_logging_flags(p)
     p.set_defaults(func=run)
-
-
-def with_dev_secret(settings: ApiSettings) -> ApiSettings:
-    """The settings, with a random signing secret if none is configured (dev only:
-    tokens die with the process)."""
-    if settings.jwt_secret is not None:
-        return settings
-    return settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
 
 
 class _RedactQueryTokens(logging.Filter):
@@ -88,16 +71,15 @@ def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
-    settings = ApiSettings(**overrides)
-    obslog.configure(json=args.log_format == "json", level=args.log_level)
+    settings = RuntimeSettings(api={"host": args.host, "port": args.port}, log=log_flags(args))
+    configure_logging(settings)
     tracing.setup("jobqueue-api")
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again
     # under the handler found at start: this one, so the spans still batched
     # are flushed below and the exit status is 0.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
-        asyncio.run(server(settings, DatabaseSettings()).serve())
+        asyncio.run(server(settings.api, settings.database).serve())
     finally:
         tracing.shutdown()
     return 0

@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue import db
-from jobqueue.commands.migrate import migrate
-from jobqueue.commands.tenant import new_key
+from jobqueue.commands.common import migrate, new_key
 from jobqueue.db import jobs, tenants
 from jobqueue.embedded import EmbeddedPostgres, free_port
 from jobqueue.models import JobId, NewJob, TenantId, TenantQuotas
 from jobqueue.process.backoff import Backoff
-from jobqueue.settings import DatabaseSettings
+from jobqueue.settings import DatabaseSettings, RuntimeSettings
 
 DEMO_TENANT = TenantId("demo")
 STOP_SECONDS = 20.0  # children's SIGTERM budget; the worker gets 5 s of grace
@@ -39,8 +38,8 @@ STOP_SECONDS = 20.0  # children's SIGTERM budget; the worker gets 5 s of grace
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("dev", help="run everything on one machine")
-    p.add_argument("--api-port", type=int, default=int(os.environ.get("JOBQUEUE_API_PORT", 8000)),
-                   help="0 picks a free port")
+    p.add_argument("--api-port", type=int,
+                   help="0 picks a free port (default: JOBQUEUE_API_PORT, else 8000)")
     p.add_argument("--no-api", action="store_true", help="worker and reaper only")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--demo-jobs", type=int, default=5, help="jobs to submit once running")
@@ -97,8 +96,9 @@ class Child:
 
 
 class Dev:
-    def __init__(self, args: argparse.Namespace, dsn: str) -> None:
+    def __init__(self, args: argparse.Namespace, api_port: int, dsn: str) -> None:
         self.args = args
+        self.api_port = api_port
         self.dsn = dsn
         self.stop = asyncio.Event()
         self.children: list[Child] = []
@@ -110,7 +110,7 @@ class Dev:
                "JOBQUEUE_LOG_FORMAT": "console"}
         url = None
         if not self.args.no_api and importlib.util.find_spec("jobqueue.commands.api"):
-            port = self.args.api_port or free_port()
+            port = self.api_port or free_port()
             url = f"http://127.0.0.1:{port}"
             api_env = {**env, "JOBQUEUE_API_JWT_SECRET": secrets.token_urlsafe(32)}
             self.children.append(Child("api", ["api", "--host", "127.0.0.1", "--port",
@@ -154,9 +154,14 @@ class Dev:
             print(f"jobqueue dev: {c.name} stopped ({how})", flush=True)
 
 
-async def setup(dsn: str) -> str:
-    await migrate(dsn)
-    pool = await db.create_pool(dsn, min_size=1, max_size=2)
+async def _pool(database: DatabaseSettings, dsn: str) -> db.Pool:
+    return await db.open_pool(database, dsn=dsn, application_name="jobqueue-dev", min_size=1,
+                              max_size=2)
+
+
+async def setup(database: DatabaseSettings, dsn: str) -> str:
+    await migrate(database, dsn=dsn)
+    pool = await _pool(database, dsn)
     try:
         await tenants.upsert(pool, tenant_id=DEMO_TENANT, quotas=TenantQuotas())
         return await new_key(pool, DEMO_TENANT)
@@ -164,9 +169,9 @@ async def setup(dsn: str) -> str:
         await pool.close()
 
 
-async def demo(dsn: str, n: int) -> bool:
+async def demo(database: DatabaseSettings, dsn: str, n: int) -> bool:
     """Submit n jobs, print each as it finishes; True if all succeeded."""
-    pool = await db.create_pool(dsn, min_size=1, max_size=2)
+    pool = await _pool(database, dsn)
     try:
         batch = [NewJob(type="echo", data={"hello": i}) if i % 2 == 0
                  else NewJob(type="sleep", data={"seconds": round(0.2 * i, 1)})
@@ -214,9 +219,9 @@ def banner(dev: Dev, url: str | None, key: str, dsn_shown: str) -> None:
     print("\nCtrl-C stops everything.\n", flush=True)
 
 
-async def main(args: argparse.Namespace, dsn: str) -> int:
-    key = await setup(dsn)
-    dev = Dev(args, dsn)
+async def main(args: argparse.Namespace, settings: RuntimeSettings, dsn: str) -> int:
+    key = await setup(settings.database, dsn)
+    dev = Dev(args, settings.api.port, dsn)
     url = dev.plan()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -229,7 +234,7 @@ async def main(args: argparse.Namespace, dsn: str) -> int:
         banner(dev, url, key, dsn.split("@")[-1])
         watch = asyncio.create_task(dev.stop.wait())
         if args.demo_jobs > 0:
-            shown = asyncio.create_task(demo(dsn, args.demo_jobs))
+            shown = asyncio.create_task(demo(settings.database, dsn, args.demo_jobs))
             await asyncio.wait([shown, watch], return_when=asyncio.FIRST_COMPLETED)
             if shown.done():
                 ok = shown.result()
@@ -247,10 +252,10 @@ async def main(args: argparse.Namespace, dsn: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = DatabaseSettings()
-    if settings.url is not None:
-        return asyncio.run(main(args, settings.dsn()))
+    settings = RuntimeSettings(api={"port": args.api_port})
+    if settings.database.url is not None:
+        return asyncio.run(main(args, settings, settings.database.dsn()))
     print("jobqueue dev: starting an embedded PostgreSQL (set DATABASE_URL to use yours)...",
           flush=True)
     with EmbeddedPostgres() as pg:
-        return asyncio.run(main(args, pg.dsn))
+        return asyncio.run(main(args, settings, pg.dsn))

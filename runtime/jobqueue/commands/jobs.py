@@ -7,20 +7,16 @@ tenant is "not found", as in the HTTP API.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from jobqueue import db, validation
-from jobqueue.commands.submit import job_json
-from jobqueue.commands.tenant import print_table, tenant_id
+from jobqueue.commands.common import job_json, print_table, run_with_pool, tenant_id
 from jobqueue.db import jobs
 from jobqueue.models import Job, JobId, JobStatus, Page, TenantId
-from jobqueue.settings import DatabaseSettings
 
-T = TypeVar("T")
 # As the API's list: past this, the offset no longer fits the query's integer.
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 1000
@@ -52,14 +48,6 @@ def register(sub: Any) -> None:
             a.add_argument("--reset-attempts", action="store_true",
                            help="start counting attempts from zero again")
         a.set_defaults(func=fn)
-
-
-async def _with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
-    pool = await db.create_pool(DatabaseSettings().dsn(), min_size=1, max_size=1)
-    try:
-        return await fn(pool)
-    finally:
-        await pool.close()
 
 
 def _job_id(raw: str) -> JobId:
@@ -116,7 +104,7 @@ def run_list(args: argparse.Namespace) -> int:
             queue=args.queue, type=args.type, page=args.page, page_size=args.page_size,
         )
 
-    page = asyncio.run(_with_pool(go))
+    page = run_with_pool(go)
     if args.json:
         print(json.dumps({"jobs": [job_json(j) for j in page.jobs], "total": page.total,
                           "page": page.page, "page_size": page.page_size}))
@@ -131,7 +119,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _one(args: argparse.Namespace, call: Callable[[db.Pool], Awaitable[Job]]) -> int:
-    job = asyncio.run(_with_pool(call))
+    job = run_with_pool(call)
     print(json.dumps(full(job), indent=2))
     return 0
 

@@ -6,9 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from jobqueue import db
-from jobqueue.db import migrations
-from jobqueue.settings import DatabaseSettings
+from jobqueue.commands.common import migrate
+from jobqueue.settings import RuntimeSettings
 
 
 def register(sub: Any) -> None:
@@ -16,16 +15,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-async def migrate(dsn: str) -> list[migrations.Migration]:
-    conn = await db.connect(dsn)
-    try:
-        return await migrations.migrate(conn)
-    finally:
-        await conn.close()
-
-
 def run(args: argparse.Namespace) -> int:
-    applied = asyncio.run(migrate(DatabaseSettings().dsn()))
+    applied = asyncio.run(migrate(RuntimeSettings().database))
     if applied:
         for m in applied:
             print(f"applied {m.version:04d}_{m.name}")

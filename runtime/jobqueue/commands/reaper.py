@@ -12,59 +12,75 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from jobqueue import db, errors
-from jobqueue.commands.worker import add_logging_flags
+from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
 from jobqueue.process.backoff import Backoff
 from jobqueue.reaper import kube, leader
 from jobqueue.reaper.kube_lease import KubernetesElector
 from jobqueue.reaper.reaper import Reaper
-from jobqueue.settings import DatabaseSettings, ReaperSettings
+from jobqueue.settings import DatabaseSettings, ReaperSettings, RuntimeSettings
+
+
+class _DeprecatedAlias(argparse.Action):
+    """A flag kept working under its old name, with a line on stderr saying so."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None, option_string: str | None = None,
+    ) -> None:
+        print(f"jobqueue reaper: {option_string} is deprecated (it names the leader's "
+              "lease, not a job's): use --leader-lease-seconds", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("reaper", help="re-queue expired leases, prune")
     p.add_argument("--leader-election", choices=["postgres", "kubernetes", "none"])
-    p.add_argument("--lease-seconds", type=float, help="leader lease duration (default 15)")
+    p.add_argument("--leader-lease-seconds", type=float,
+                   help="how long an elected reaper leads without renewing (default 15)")
+    p.add_argument("--lease-seconds", type=float, dest="leader_lease_seconds",
+                   action=_DeprecatedAlias, help=argparse.SUPPRESS)
     p.add_argument("--interval-seconds", type=float, help="pause between passes (default 1)")
     p.add_argument("--retention-seconds", type=float, help="keep finished jobs this long")
     p.add_argument("--once", action="store_true", help="one pass, print it as JSON, exit")
     p.add_argument("--metrics-port", type=int)
-    p.add_argument("--lease-name",
-                   default=os.environ.get("JOBQUEUE_REAPER_LEASE_NAME", "jobqueue-reaper"),
-                   help="name of the leader row or Lease object")
-    p.add_argument("--lease-namespace", default=os.environ.get("JOBQUEUE_REAPER_LEASE_NAMESPACE"),
+    p.add_argument("--lease-name", help="name of the leader row or Lease object "
+                   "(default: jobqueue-reaper)")
+    p.add_argument("--lease-namespace",
                    help="Lease namespace (default: the pod's, else the kubeconfig's)")
-    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
+    p.add_argument("--kubeconfig",
                    help="use this kubeconfig instead of the in-cluster service account")
     add_logging_flags(p)
     p.set_defaults(func=run)
 
 
-def settings_from(args: argparse.Namespace) -> ReaperSettings:
-    flags = {
+def settings_from(args: argparse.Namespace) -> RuntimeSettings:
+    reaper = {
         "leader_election": args.leader_election,
-        "leader_lease_seconds": args.lease_seconds,
+        "leader_lease_seconds": args.leader_lease_seconds,
         "interval_seconds": args.interval_seconds,
         "retention_seconds": args.retention_seconds,
         "metrics_port": args.metrics_port,
+        "lease_name": args.lease_name,
+        "lease_namespace": args.lease_namespace,
+        "kubeconfig": args.kubeconfig,
     }
-    return ReaperSettings(**{k: v for k, v in flags.items() if v is not None})
+    return RuntimeSettings(reaper=reaper, log=log_flags(args))
 
 
-async def connect(dsn: str, database: DatabaseSettings, log: Any, stop: asyncio.Event) -> Any:
+async def connect(database: DatabaseSettings, log: Any, stop: asyncio.Event) -> Any:
     backoff = Backoff(base=0.2, cap=5.0)
     while not stop.is_set():
         try:
-            return await db.create_pool(
-                dsn, min_size=1, max_size=3,
-                statement_cache_size=database.statement_cache_size,
-                application_name="jobqueue-reaper",
+            return await db.open_pool(
+                database, min_size=1, max_size=3, application_name="jobqueue-reaper"
             )
         except errors.DatabaseUnavailable as exc:
             delay = backoff.next()
@@ -75,31 +91,34 @@ async def connect(dsn: str, database: DatabaseSettings, log: Any, stop: asyncio.
 
 
 def elector_for(
-    args: argparse.Namespace, settings: ReaperSettings, pool: db.Pool, identity: str
+    settings: ReaperSettings, pool: db.Pool, identity: str
 ) -> tuple[leader.Elector, kube.LeaseClient | None]:
     lease = settings.leader_lease_seconds
     if settings.leader_election == "none":
         return leader.NoElection(identity), None
     if settings.leader_election == "postgres":
         return leader.PostgresElector(
-            pool, name=args.lease_name, identity=identity, lease_seconds=lease
+            pool, name=settings.lease_name, identity=identity, lease_seconds=lease
         ), None
-    config = kube.from_kubeconfig(args.kubeconfig) if args.kubeconfig else kube.in_cluster()
+    config = (kube.from_kubeconfig(settings.kubeconfig) if settings.kubeconfig
+              else kube.in_cluster())
     client = kube.LeaseClient(config)
-    namespace = args.lease_namespace or config.namespace
+    namespace = settings.lease_namespace or config.namespace
     return KubernetesElector(
-        client, namespace=namespace, name=args.lease_name, identity=identity,
+        client, namespace=namespace, name=settings.lease_name, identity=identity,
         lease_seconds=lease,
     ), client
 
 
-async def main(args: argparse.Namespace, settings: ReaperSettings, dsn: str) -> int:
+async def main(
+    args: argparse.Namespace, settings: ReaperSettings, database: DatabaseSettings
+) -> int:
     log = obslog.get_logger("jobqueue.reaper")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await connect(dsn, DatabaseSettings(), log, stop)
+    pool = await connect(database, log, stop)
     if pool is None:
         return 0
     identity = leader.candidate_id()
@@ -110,7 +129,7 @@ async def main(args: argparse.Namespace, settings: ReaperSettings, dsn: str) -> 
         if args.once:
             print(json.dumps((await reaper.run_once()).as_dict()))
             return 0
-        elector, client = elector_for(args, settings, pool, identity)
+        elector, client = elector_for(settings, pool, identity)
         leadership = leader.Leadership(elector, log=log)
         log.info("reaper starting", **elector.describe(), interval=settings.interval_seconds,
                  retention_seconds=settings.retention_seconds)
@@ -141,8 +160,10 @@ async def main(args: argparse.Namespace, settings: ReaperSettings, dsn: str) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    obslog.configure(json=args.log_format == "json", level=args.log_level)
+    root = settings_from(args)
+    settings = root.reaper
+    configure_logging(root)
     if settings.metrics_port is not None and not args.once:
         metrics.serve(settings.metrics_port)
-    return asyncio.run(main(args, settings, DatabaseSettings().dsn()))
+    root.database.dsn()  # no database configured: one line and exit 2, before anything starts
+    return asyncio.run(main(args, settings, root.database))

@@ -16,15 +16,15 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobqueue import db, validation
+from jobqueue.commands.common import job_json, with_pool
 from jobqueue.db import jobs
 from jobqueue.models import JSON, Job, NewJob, Priority, TenantId
-from jobqueue.settings import DatabaseSettings
+from jobqueue.settings import RuntimeSettings
 
 
 def register(sub: Any) -> None:
@@ -32,8 +32,7 @@ def register(sub: Any) -> None:
     p.add_argument("type", help="job type, e.g. echo or sleep")
     p.add_argument("--data", default="{}", help='JSON payload, e.g. \'{"seconds": 2}\'; '
                    "@file reads it from a file, @- from stdin")
-    p.add_argument("--tenant", default=os.environ.get("JOBQUEUE_TENANT"),
-                   help="tenant id (default: JOBQUEUE_TENANT)")
+    p.add_argument("--tenant", help="tenant id (default: JOBQUEUE_TENANT)")
     p.add_argument("--queue", default="default")
     p.add_argument("--priority", default="normal",
                    help="low, normal, high or critical (or 0 to 3)")
@@ -116,34 +115,14 @@ def tenant_of(raw: str | None) -> TenantId:
     return TenantId(raw)
 
 
-def job_json(job: Job, **extra: object) -> dict[str, Any]:
-    return {
-        "id": str(job.id),
-        "tenant_id": job.tenant_id,
-        "queue": job.queue,
-        "type": job.type,
-        "status": job.status.value,
-        "priority": job.priority.name.lower(),
-        "attempt": job.attempt,
-        "max_attempts": job.max_attempts,
-        "idempotency_key": job.idempotency_key,
-        "scheduled_at": job.scheduled_at.isoformat(),
-        "created_at": job.created_at.isoformat(),
-        **extra,
-    }
-
-
-async def submit(dsn: str, tenant: TenantId, job: NewJob) -> tuple[Job, bool]:
-    pool = await db.create_pool(dsn, min_size=1, max_size=1)
-    try:
-        done = await jobs.submit(pool, tenant_id=tenant, job=job)
-        return done.job, done.replayed
-    finally:
-        await pool.close()
+async def submit(pool: db.Pool, tenant: TenantId, job: NewJob) -> tuple[Job, bool]:
+    done = await jobs.submit(pool, tenant_id=tenant, job=job)
+    return done.job, done.replayed
 
 
 def run(args: argparse.Namespace) -> int:
-    tenant = tenant_of(args.tenant)
+    settings = RuntimeSettings()
+    tenant = tenant_of(args.tenant if args.tenant is not None else settings.cli.tenant)
     new = NewJob(
         type=args.type,
         data=parse_data(args.data),
@@ -156,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     )
     # The API's rules, not only the table's: the db layer checks the latter.
     validation.check_new_job(new)
-    job, replayed = asyncio.run(submit(DatabaseSettings().dsn(), tenant, new))
+    job, replayed = asyncio.run(
+        with_pool(settings.database, lambda pool: submit(pool, tenant, new))
+    )
     print(json.dumps(job_json(job, replayed=replayed)))
     return 0

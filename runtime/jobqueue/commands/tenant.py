@@ -7,18 +7,15 @@ it cannot be shown again (`update --new-key` issues another).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 
-from jobqueue import apikeys, db, validation
+from jobqueue import db, validation
+from jobqueue.commands.common import new_key, print_table, run_with_pool, tenant_id
 from jobqueue.db import tenants
-from jobqueue.models import Tenant, TenantId, TenantQuotas
-from jobqueue.settings import DatabaseSettings
+from jobqueue.models import Tenant, TenantQuotas
 
-T = TypeVar("T")
 QUOTAS = ("max_concurrent", "rate_per_minute", "rate_burst", "weight", "max_queued")
 
 
@@ -52,13 +49,6 @@ def _quota_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
 
 
-def tenant_id(raw: str) -> TenantId:
-    """The tenant id, checked before any SQL (the table's check would print its row)."""
-    if (problem := validation.tenant_id_problem(raw)) is not None:
-        raise ValueError(problem)
-    return TenantId(raw)
-
-
 def quotas_of(args: argparse.Namespace) -> dict[str, Any]:
     """The quota flags given, each checked against the table's bounds."""
     given = {q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None}
@@ -66,20 +56,6 @@ def quotas_of(args: argparse.Namespace) -> dict[str, Any]:
         if (problem := validation.quota_problem(name, value)) is not None:
             raise ValueError(f"--{name.replace('_', '-')}: {problem}")
     return given
-
-
-async def _with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
-    pool = await db.create_pool(DatabaseSettings().dsn(), min_size=1, max_size=1)
-    try:
-        return await fn(pool)
-    finally:
-        await pool.close()
-
-
-async def new_key(pool: db.Executor, tenant_id: TenantId) -> str:
-    key = apikeys.generate()
-    await tenants.add_api_key(pool, tenant_id=tenant_id, key_hash=apikeys.digest(key))
-    return key
 
 
 def _print_key(tenant_id: str, key: str) -> None:
@@ -95,7 +71,7 @@ def run_create(args: argparse.Namespace) -> int:
         tenant = await tenants.create(pool, tenant_id=tid, quotas=quotas)
         return tenant, await new_key(pool, tenant.id)
 
-    tenant, key = asyncio.run(_with_pool(go))
+    tenant, key = run_with_pool(go)
     print(f"tenant {tenant.id} created ({_describe(tenant)})")
     _print_key(tenant.id, key)
     return 0
@@ -108,7 +84,7 @@ def _describe(t: Tenant) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    found = asyncio.run(_with_pool(tenants.list_tenants))
+    found = run_with_pool(tenants.list_tenants)
     if args.json:
         print(json.dumps([{**asdict(t), "created_at": t.created_at.isoformat(),
                            "updated_at": t.updated_at.isoformat()} for t in found]))
@@ -118,12 +94,6 @@ def run_list(args: argparse.Namespace) -> int:
              str(t.rate_burst), str(t.weight), str(t.max_queued)) for t in found]
     print_table(header, rows)
     return 0
-
-
-def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 def run_update(args: argparse.Namespace) -> int:
@@ -139,7 +109,7 @@ def run_update(args: argparse.Namespace) -> int:
                   else await tenants.get(pool, tenant_id=tid))
         return tenant, (await new_key(pool, tid) if args.new_key else None)
 
-    tenant, key = asyncio.run(_with_pool(go))
+    tenant, key = run_with_pool(go)
     print(f"tenant {tenant.id}: {_describe(tenant)}")
     if key:
         _print_key(tenant.id, key)
@@ -152,6 +122,6 @@ def run_disable(args: argparse.Namespace) -> int:
     async def go(pool: db.Pool) -> Tenant:
         return await tenants.update(pool, tenant_id=tid, enabled=False)
 
-    tenant = asyncio.run(_with_pool(go))
+    tenant = run_with_pool(go)
     print(f"tenant {tenant.id} disabled: its queued jobs wait, new requests are refused")
     return 0

@@ -15,21 +15,11 @@ import sys
 import threading
 from typing import Any
 
-from jobqueue.observability import logging as obslog
+from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
 from jobqueue.observability import metrics, tracing
-from jobqueue.settings import DatabaseSettings, WorkerSettings
+from jobqueue.settings import RuntimeSettings
 from jobqueue.worker import handlers
 from jobqueue.worker.worker import Worker
-
-
-def add_logging_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--log-format",
-        choices=["json", "console"],
-        default=os.environ.get("JOBQUEUE_LOG_FORMAT", "json"),
-        help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)",
-    )
-    p.add_argument("--log-level", default=os.environ.get("JOBQUEUE_LOG_LEVEL", "INFO"))
 
 
 def register(sub: Any) -> None:
@@ -37,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--queue", help="queue to serve (default: default)")
     p.add_argument("--concurrency", type=int, help="jobs run at once (default: 10)")
     p.add_argument("--handlers", help="comma-separated modules with @handler functions")
-    p.add_argument("--lease-seconds", type=float)
+    p.add_argument("--lease-seconds", type=float, help="job lease duration (default 30)")
     p.add_argument("--heartbeat-seconds", type=float, help="capped at a third of the lease")
     p.add_argument("--poll-seconds", type=float, help="poll interval when no NOTIFY arrives")
     p.add_argument("--grace-seconds", type=float, help="SIGTERM: time for running jobs")
@@ -51,20 +41,19 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def settings_from(args: argparse.Namespace) -> WorkerSettings:
-    flags = {
+def settings_from(args: argparse.Namespace) -> RuntimeSettings:
+    worker = {
         "queue": args.queue,
         "concurrency": args.concurrency,
-        "handlers": args.handlers if args.handlers is not None else os.environ.get(
-            "JOBQUEUE_HANDLERS"
-        ),
+        "handlers": args.handlers,
         "lease_seconds": args.lease_seconds,
         "heartbeat_seconds": args.heartbeat_seconds,
         "poll_seconds": args.poll_seconds,
         "grace_seconds": args.grace_seconds,
         "metrics_port": args.metrics_port,
     }
-    return WorkerSettings(**{k: v for k, v in flags.items() if v is not None})
+    database = {"listen": False if args.poll_only else None}
+    return RuntimeSettings(worker=worker, database=database, log=log_flags(args))
 
 
 async def serve(worker: Worker) -> int:
@@ -75,11 +64,9 @@ async def serve(worker: Worker) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    database = DatabaseSettings()
-    if args.poll_only:
-        database = database.model_copy(update={"listen": False})
-    obslog.configure(json=args.log_format == "json", level=args.log_level)
+    root = settings_from(args)
+    settings, database = root.worker, root.database
+    configure_logging(root)
     tracing.setup("jobqueue-worker")
     registry = handlers.load(settings.handlers)
     if settings.metrics_port is not None:

@@ -16,6 +16,7 @@ import asyncpg
 
 from jobqueue import errors, validation
 from jobqueue.db import jsontext
+from jobqueue.settings import DatabaseSettings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,8 +148,46 @@ async def create_pool(
 
 
 @translate
-async def connect(dsn: str, *, application_name: str = "jobqueue") -> Any:
+async def connect(
+    dsn: str, *, application_name: str = "jobqueue", statement_cache_size: int = 256
+) -> Any:
     """One connection (LISTEN, migrations, leader locks). Caller closes it."""
-    conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+    conn = await asyncpg.connect(
+        dsn,
+        statement_cache_size=statement_cache_size,
+        server_settings={"application_name": application_name},
+    )
     await _init_connection(conn)
     return conn
+
+
+async def open_pool(
+    database: DatabaseSettings,
+    *,
+    application_name: str,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    dsn: str | None = None,
+) -> Pool:
+    """The pool of every process (API, worker, reaper, CLI, operator): sized
+    and configured by `database`, so `statement_cache_size=0` (PgBouncer in
+    transaction mode) reaches every connection. `dsn` names another database
+    than `database.url` (the operator reads each JobQueue's own)."""
+    return await create_pool(
+        dsn if dsn is not None else database.dsn(),
+        min_size=database.pool_min if min_size is None else min_size,
+        max_size=database.pool_max if max_size is None else max_size,
+        application_name=application_name[:63],
+        statement_cache_size=database.statement_cache_size,
+    )
+
+
+async def open_connection(
+    database: DatabaseSettings, *, application_name: str, dsn: str | None = None
+) -> Any:
+    """One connection configured by `database`, like `open_pool`'s. Caller closes it."""
+    return await connect(
+        dsn if dsn is not None else database.dsn(),
+        application_name=application_name[:63],
+        statement_cache_size=database.statement_cache_size,
+    )

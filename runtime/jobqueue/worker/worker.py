@@ -182,12 +182,9 @@ class Worker:
         backoff = Backoff(base=0.2, cap=5.0)
         while not self._stop.is_set():
             try:
-                return await db.create_pool(
-                    self.dsn,
-                    min_size=1,
-                    max_size=self.database.pool_max,
-                    statement_cache_size=self.database.statement_cache_size,
-                    application_name=f"jobqueue-worker {self.worker_id}"[:63],
+                return await db.open_pool(
+                    self.database, dsn=self.dsn, min_size=1,
+                    application_name=f"jobqueue-worker {self.worker_id}",
                 )
             except errors.DatabaseUnavailable as exc:
                 self._db_errors.inc()

@@ -1,0 +1,99 @@
+"""What several subcommands share; subcommands import this, never each other.
+
+Settings come from one `RuntimeSettings` a command builds with its flags as
+overrides; every database connection of the CLI is opened from its
+`database` section, so `JOBQUEUE_DATABASE_STATEMENT_CACHE_SIZE=0` (PgBouncer
+in transaction mode) holds for the CLI too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from jobqueue import apikeys, db, validation
+from jobqueue.db import migrations, tenants
+from jobqueue.models import Job, TenantId
+from jobqueue.observability import logging as obslog
+from jobqueue.settings import DatabaseSettings, RuntimeSettings
+
+T = TypeVar("T")
+APPLICATION_NAME = "jobqueue-cli"
+
+
+def add_logging_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-format", choices=["json", "console"],
+                   help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)")
+    p.add_argument("--log-level", help="default INFO (JOBQUEUE_LOG_LEVEL)")
+
+
+def log_flags(args: argparse.Namespace) -> dict[str, object]:
+    return {"format": args.log_format, "level": args.log_level}
+
+
+def configure_logging(settings: RuntimeSettings) -> None:
+    obslog.configure(json=settings.log.format == "json", level=settings.log.level)
+
+
+async def with_pool(database: DatabaseSettings, fn: Callable[[db.Pool], Awaitable[T]]) -> T:
+    """`fn(pool)` on a one-connection pool of the CLI, closed afterwards."""
+    pool = await db.open_pool(database, application_name=APPLICATION_NAME, min_size=1,
+                              max_size=1)
+    try:
+        return await fn(pool)
+    finally:
+        await pool.close()
+
+
+def run_with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
+    """`with_pool` on the environment's database, from synchronous code."""
+    return asyncio.run(with_pool(RuntimeSettings().database, fn))
+
+
+async def migrate(
+    database: DatabaseSettings, *, dsn: str | None = None
+) -> list[migrations.Migration]:
+    conn = await db.open_connection(database, application_name=APPLICATION_NAME, dsn=dsn)
+    try:
+        return await migrations.migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def new_key(pool: db.Executor, tenant_id: TenantId) -> str:
+    """A new API key of the tenant; only its digest is stored."""
+    key = apikeys.generate()
+    await tenants.add_api_key(pool, tenant_id=tenant_id, key_hash=apikeys.digest(key))
+    return key
+
+
+def tenant_id(raw: str) -> TenantId:
+    """The tenant id, checked before any SQL (the table's check would print its row)."""
+    if (problem := validation.tenant_id_problem(raw)) is not None:
+        raise ValueError(problem)
+    return TenantId(raw)
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def job_json(job: Job, **extra: object) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "tenant_id": job.tenant_id,
+        "queue": job.queue,
+        "type": job.type,
+        "status": job.status.value,
+        "priority": job.priority.name.lower(),
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "idempotency_key": job.idempotency_key,
+        "scheduled_at": job.scheduled_at.isoformat(),
+        "created_at": job.created_at.isoformat(),
+        **extra,
+    }
