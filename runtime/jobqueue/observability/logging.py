@@ -31,6 +31,9 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 
 from jobqueue.observability import tracing
 
+# The type every component logs through (what `get_logger` returns).
+Logger = FilteringBoundLogger
+
 REDACTED = "[redacted]"
 
 _SECRET_KEY = re.compile(

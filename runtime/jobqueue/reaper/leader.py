@@ -35,7 +35,7 @@ from typing import Protocol
 
 from jobqueue import errors
 from jobqueue.db import Executor, leaders
-from jobqueue.worker.handlers import Logger
+from jobqueue.observability.logging import Logger
 
 # A leader trusts its lease for this fraction of the duration after the start
 # of its last successful renewal: the rest absorbs clock-rate drift and the

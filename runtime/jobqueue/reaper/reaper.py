@@ -20,10 +20,10 @@ from jobqueue import db, errors
 from jobqueue.db import maintenance, stats
 from jobqueue.models import JobStatus
 from jobqueue.observability import metrics
+from jobqueue.observability.logging import Logger
 from jobqueue.process.backoff import Backoff
 from jobqueue.reaper.leader import Leadership
 from jobqueue.settings import ReaperSettings
-from jobqueue.worker.handlers import Logger
 
 # Queue depth gauges, leader only (one exporter, no double counting).
 DEPTH_REFRESH_SECONDS = 5.0
