@@ -9,11 +9,12 @@ from jobqueue import db
 from jobqueue.db import jobs, leaders, leases
 from jobqueue.models import JobId, JobStatus, WorkerId
 from jobqueue.observability import logging as obslog
+from jobqueue.process.service import WhileLeader, run_forever
 from jobqueue.reaper.leader import Leadership, PostgresElector
 from jobqueue.reaper.reaper import Reaper
 from jobqueue.settings import ReaperSettings
 from tests import factories
-from tests.chaos.procs import until
+from tests.support.wait import eventually
 
 log = obslog.get_logger("test.reaper")
 
@@ -79,7 +80,8 @@ async def test_one_of_three_candidates_leads_and_a_clean_stop_hands_over(
     ships = [Leadership(e, log=log) for e in electors]
     tasks = [asyncio.create_task(s.run()) for s in ships]
     try:
-        await until(lambda: sum(s.is_leader for s in ships) == 1, 5, "one leader")
+        await eventually(lambda: sum(s.is_leader for s in ships) == 1, timeout=5,
+                         what="one leader")
         for _ in range(20):  # stays exactly one over several renewals
             assert sum(s.is_leader for s in ships) == 1
             await asyncio.sleep(0.1)
@@ -88,8 +90,8 @@ async def test_one_of_three_candidates_leads_and_a_clean_stop_hands_over(
         assert row is not None and row.holder == f"c{first}"
         tasks[first].cancel()  # a clean stop releases the lease
         await asyncio.gather(tasks[first], return_exceptions=True)
-        await until(lambda: any(s.is_leader for i, s in enumerate(ships) if i != first),
-                    ships[0].retry_every + 1.0, "a successor")
+        await eventually(lambda: any(s.is_leader for i, s in enumerate(ships) if i != first),
+                         timeout=ships[0].retry_every + 1.0, what="a successor")
         row = await leaders.get(pool, name="reaper-test")
         assert row is not None and row.holder != f"c{first}" and row.transitions == 1
     finally:
@@ -134,9 +136,10 @@ async def test_a_reaper_that_loses_leadership_stops_reaping_at_once(pool: db.Poo
     mine = PostgresElector(pool, name="reaper-test", identity="me", lease_seconds=2)
     ship = Leadership(mine, log=log)
     r = reaper(pool, interval_seconds=0.05)
-    tasks = [asyncio.create_task(ship.run()), asyncio.create_task(r.run(ship))]
+    tasks = [asyncio.create_task(ship.run()),
+             asyncio.create_task(run_forever(WhileLeader(r, ship), log=log))]
     try:
-        await until(lambda: ship.is_leader, 5, "leadership")
+        await eventually(lambda: ship.is_leader, timeout=5, what="leadership")
         # Leading: an expired lease is reaped within a pass or two.
         await factories.submit(pool, t.id)
         [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
@@ -148,7 +151,7 @@ async def test_a_reaper_that_loses_leadership_stops_reaping_at_once(pool: db.Poo
                                                lease_seconds=30)
         assert other.holder == "other"
         # The next renewal sees the new holder.
-        await until(lambda: not ship.is_leader, 2, "leadership lost")
+        await eventually(lambda: not ship.is_leader, timeout=2, what="leadership lost")
         [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
                                  lease_seconds=0.1)
         await asyncio.sleep(1.0)
@@ -164,7 +167,7 @@ async def _until_status(pool: db.Pool, job_id: JobId, status: JobStatus) -> None
     async def reached() -> bool:
         return (await jobs.get(pool, job_id=job_id)).status is status
 
-    await until(reached, 5, f"status {status}")
+    await eventually(reached, timeout=5, what=f"status {status}")
 
 
 async def test_two_reapers_at_once_take_each_expired_lease_once(pool: db.Pool) -> None:

@@ -1,8 +1,9 @@
 """The FastAPI application: `create_app(settings, database)`.
 
-The lifespan owns everything with a lifetime: the asyncpg pool, the one
-LISTEN connection that feeds WebSocket watchers, and the periodic depth
-refresh. None of them needs the database at start-up: the pool connects
+The lifespan owns everything with a lifetime: the asyncpg pool and the
+supervised side tasks (jobqueue.process): the one LISTEN connection that
+feeds WebSocket watchers, the periodic depth refresh and the watchers'
+tenant revalidation. None of them needs the database at start-up: the pool connects
 lazily, the listener and the refresh retry by themselves, so an API that
 starts during a database outage answers 503 (and /readyz says so) until the
 database is back, then serves without a restart.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from wsgiref.simple_server import WSGIServer
 
@@ -19,17 +22,22 @@ from fastapi import FastAPI
 from structlog.typing import FilteringBoundLogger
 
 from jobqueue import db
-from jobqueue.api import auth, errors, listener, middleware, revalidate, ws
+from jobqueue.api import auth, errors, middleware, ws
 from jobqueue.api.hub import Hub
 from jobqueue.api.quotas import BacklogGate, TenantCache
+from jobqueue.api.revalidate import Revalidation
 from jobqueue.api.routes import auth as auth_routes
 from jobqueue.api.routes import jobs as job_routes
 from jobqueue.api.routes import ops as ops_routes
 from jobqueue.api.routing import RouteTable
 from jobqueue.api.state import Runtime
-from jobqueue.db import health, stats
+from jobqueue.db import health
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
+from jobqueue.process.depth import DepthRefresh
+from jobqueue.process.listen import Listener
+from jobqueue.process.service import run_forever
+from jobqueue.process.supervise import Coros, supervise
 from jobqueue.settings import ApiSettings, DatabaseSettings
 
 
@@ -41,24 +49,35 @@ def _log() -> FilteringBoundLogger:
 
 __all__ = ["create_app"]
 
+# An idle LISTEN connection proves it is alive this often; watchers resync
+# after a reconnect, so a dead one costs at most this much lag.
+LISTEN_PROBE_SECONDS = 10.0
 
-async def _refresh_depth(rt: Runtime) -> None:
-    """Depth gauges and the backlog gate's snapshot, from one query per tick."""
-    failing = False
-    while True:
-        try:
-            async with rt.deadline():
-                rows = await stats.depth(rt.pool)
-        except Exception as exc:  # metrics never take the API down; retried next tick
-            metrics.DB_ERRORS.labels("api").inc()
-            if not failing:
-                _log().warning("queue depth refresh failed", error=type(exc).__name__)
-            failing = True
-        else:
-            metrics.refresh_depth(rows)
-            rt.backlog.snapshot(rows)
-            failing = False
-        await asyncio.sleep(rt.settings.depth_refresh_seconds)
+
+def _background(rt: Runtime, dsn: str, *, listen: bool) -> Coros:
+    """The API's side tasks. None may end the process over a database
+    outage: each retries with backoff (the listener and the depth refresh
+    whatever failed, since neither is needed to answer requests)."""
+    log = _log()
+    depth = DepthRefresh(rt.pool, component="api", interval=rt.settings.depth_refresh_seconds,
+                         timeout=rt.settings.db_timeout_seconds, on_rows=rt.backlog.snapshot)
+    tasks: Coros = {
+        "depth-refresh": run_forever(depth, log=log),
+        "watcher-revalidation": run_forever(Revalidation(rt), log=log),
+    }
+    if listen:
+        events = Listener(dsn, on_event=rt.hub.publish, on_connect=rt.hub.resync, component="api",
+                          log=log, application_name="jobqueue-api-listen",
+                          ping_seconds=LISTEN_PROBE_SECONDS, retry_on=(Exception,))
+        tasks["event-listener"] = run_forever(events, log=log)
+    return tasks
+
+
+async def _supervised(tasks: Coros, stop: asyncio.Event) -> None:
+    if await supervise(tasks, stop=stop, log=_log()):
+        # A side task failed (a bug: outages are retried). Stop the process
+        # the clean way, as SIGTERM does, rather than serve half-working.
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _serve_metrics(settings: ApiSettings) -> WSGIServer | None:
@@ -98,13 +117,9 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
             backlog=BacklogGate(max_age_seconds=3 * settings.depth_refresh_seconds),
             hub=hub,
         )
-        if database.listen:
-            rt.tasks.append(
-                asyncio.create_task(listener.keep_listening(dsn, hub), name="event-listener")
-            )
-        rt.tasks.append(asyncio.create_task(_refresh_depth(rt), name="depth-refresh"))
-        rt.tasks.append(
-            asyncio.create_task(revalidate.keep_revalidating(rt), name="watcher-revalidation")
+        stop = asyncio.Event()
+        background = asyncio.create_task(
+            _supervised(_background(rt, dsn, listen=database.listen), stop), name="supervisor"
         )
         app.state.runtime = rt
         try:
@@ -121,9 +136,8 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
             if scrape is not None:
                 scrape.shutdown()
                 scrape.server_close()
-            for task in rt.tasks:
-                task.cancel()
-            await asyncio.gather(*rt.tasks, return_exceptions=True)
+            stop.set()
+            await background
             pool.terminate()
 
     app = FastAPI(

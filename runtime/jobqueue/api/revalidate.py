@@ -6,12 +6,12 @@ task re-reads, every `tenant_cache_seconds` (at least every MIN_INTERVAL),
 the tenants that have sockets open and closes those of a disabled tenant
 (4403) or a deleted one (4401). The rows read go into the tenant cache, so
 requests and sockets see the same state. While the database is away,
-sockets stay open (as tokens stay valid): nothing new can be known.
+sockets stay open (as tokens stay valid): nothing new can be known, and
+`run_forever` retries with backoff.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 
@@ -22,7 +22,7 @@ from jobqueue.api.state import Runtime
 from jobqueue.db import tenants
 from jobqueue.models import Tenant, TenantId
 from jobqueue.observability import logging as obslog
-from jobqueue.observability import metrics
+from jobqueue.process.service import Service
 
 TENANT_DISABLED = 4403
 TENANT_DELETED = 4401
@@ -52,41 +52,33 @@ async def _current(rt: Runtime, watched: list[TenantId]) -> dict[TenantId, Tenan
     return found
 
 
-async def run_once(rt: Runtime) -> Result:
-    watched = rt.hub.tenants()
-    if not watched:
-        return Result(0, 0)
-    async with rt.deadline():
-        current = await _current(rt, watched)
-    closed = 0
-    for tenant_id in watched:
-        tenant = current.get(tenant_id)
-        if tenant is None:
-            rt.tenants.forget(tenant_id)
-            closed += rt.hub.evict(tenant_id, TENANT_DELETED, f"tenant {tenant_id} was deleted")
-            continue
-        rt.tenants.put(tenant)
-        if not tenant.enabled:
-            closed += rt.hub.evict(tenant_id, TENANT_DISABLED, f"tenant {tenant_id} is disabled")
-    if closed:
-        _log().info("closed the sockets of disabled or deleted tenants", sockets=closed)
-    return Result(len(watched), closed)
+class Revalidation(Service[Result]):
+    name = "watcher-revalidation"
+    component = "api"
 
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.interval = max(rt.settings.tenant_cache_seconds, MIN_INTERVAL)
 
-def interval(rt: Runtime) -> float:
-    return max(rt.settings.tenant_cache_seconds, MIN_INTERVAL)
-
-
-async def keep_revalidating(rt: Runtime) -> None:
-    failing = False
-    while True:
-        await asyncio.sleep(interval(rt))
-        try:
-            await run_once(rt)
-        except (errors.DatabaseUnavailable, TimeoutError) as exc:
-            metrics.DB_ERRORS.labels("api").inc()
-            if not failing:
-                _log().warning("watcher revalidation failed", error=type(exc).__name__)
-            failing = True
-        else:
-            failing = False
+    async def run_once(self) -> Result:
+        rt = self.rt
+        watched = rt.hub.tenants()
+        if not watched:
+            return Result(0, 0)
+        async with rt.deadline():
+            current = await _current(rt, watched)
+        closed = 0
+        for tenant_id in watched:
+            tenant = current.get(tenant_id)
+            if tenant is None:
+                rt.tenants.forget(tenant_id)
+                closed += rt.hub.evict(tenant_id, TENANT_DELETED,
+                                       f"tenant {tenant_id} was deleted")
+                continue
+            rt.tenants.put(tenant)
+            if not tenant.enabled:
+                closed += rt.hub.evict(tenant_id, TENANT_DISABLED,
+                                       f"tenant {tenant_id} is disabled")
+        if closed:
+            _log().info("closed the sockets of disabled or deleted tenants", sockets=closed)
+        return Result(len(watched), closed)

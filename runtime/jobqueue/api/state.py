@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
@@ -24,7 +24,6 @@ class Runtime:
     tenants: TenantCache
     backlog: BacklogGate
     hub: Hub
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def deadline(self) -> asyncio.Timeout:
         """Bounds a request's database work; TimeoutError answers 503."""

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import db, errors
+from jobqueue import db
 from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
-from jobqueue.process.backoff import Backoff
+from jobqueue.process.connect import until_connected
+from jobqueue.process.supervise import on_signals, supervise
 from jobqueue.reaper import kube, leader
 from jobqueue.reaper.kube_lease import KubernetesElector
-from jobqueue.reaper.reaper import Reaper
+from jobqueue.reaper.reaper import Reaper, services
 from jobqueue.settings import DatabaseSettings, ReaperSettings, RuntimeSettings
 
 
@@ -76,18 +75,12 @@ def settings_from(args: argparse.Namespace) -> RuntimeSettings:
 
 
 async def connect(database: DatabaseSettings, log: Any, stop: asyncio.Event) -> Any:
-    backoff = Backoff(base=0.2, cap=5.0)
-    while not stop.is_set():
-        try:
-            return await db.open_pool(
-                database, min_size=1, max_size=3, application_name="jobqueue-reaper"
-            )
-        except errors.DatabaseUnavailable as exc:
-            delay = backoff.next()
-            log.warning("database unavailable, retrying", error=str(exc), retry_in=delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-    return None
+    return await until_connected(
+        lambda: db.open_pool(
+            database, min_size=1, max_size=3, application_name="jobqueue-reaper"
+        ),
+        stop=stop, component="reaper", log=log,
+    )
 
 
 def elector_for(
@@ -115,9 +108,7 @@ async def main(
 ) -> int:
     log = obslog.get_logger("jobqueue.reaper")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    on_signals(stop.set)
     pool = await connect(database, log, stop)
     if pool is None:
         return 0
@@ -133,24 +124,7 @@ async def main(
         leadership = leader.Leadership(elector, log=log)
         log.info("reaper starting", **elector.describe(), interval=settings.interval_seconds,
                  retention_seconds=settings.retention_seconds)
-        tasks = [
-            asyncio.create_task(leadership.run(), name="leadership"),
-            asyncio.create_task(reaper.run(leadership), name="reaper"),
-        ]
-        stopping = asyncio.create_task(stop.wait(), name="stop")
-        await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-        code = 0
-        for t in tasks:
-            if t.done():
-                code = 1
-                exc = None if t.cancelled() else t.exception()
-                log.error("task ended; stopping", task=t.get_name(), error=repr(exc),
-                          exc_info=exc)
-        stopping.cancel()
-        # The reaper first, so nothing is reaped after leadership is released.
-        for t in reversed(tasks):
-            t.cancel()
-            await asyncio.gather(t, return_exceptions=True)
+        code = await supervise(services(reaper, leadership, log=log), stop=stop, log=log)
         log.info("reaper stopped", **reaper.totals, exit_code=code)
         return code
     finally:

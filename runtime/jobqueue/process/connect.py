@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from jobqueue import errors
 from jobqueue.observability import metrics
+from jobqueue.observability.logging import Logger
 from jobqueue.process.backoff import Backoff
-from jobqueue.process.service import Logger
 
 T = TypeVar("T")
 

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from jobqueue import errors
 from jobqueue.db import notify
-from jobqueue.process.service import Logger, Service
+from jobqueue.observability.logging import Logger
+from jobqueue.process.service import Service
 
 # The jobs table's statement trigger notifies here (see db/schema.sql).
 CHANNEL = "jobqueue_events"

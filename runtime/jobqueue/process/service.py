@@ -17,16 +17,15 @@ every process uses around it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import ClassVar, Generic, NoReturn, Protocol, TypeVar
-
-from structlog.typing import FilteringBoundLogger
 
 from jobqueue import errors
 from jobqueue.observability import metrics
+from jobqueue.observability.logging import Logger
 from jobqueue.process.backoff import Backoff
 
 R = TypeVar("R")
-Logger = FilteringBoundLogger
 
 
 class Service(Generic[R]):
@@ -97,14 +96,17 @@ class Leader(Protocol):
     @property
     def is_leader(self) -> bool: ...
 
-    async def wait_changed(self, timeout: float) -> None: ...
+    def changes(self) -> asyncio.Event:
+        """A new event, set at every change of leadership from now on; its
+        one user clears it."""
+        ...
 
 
 class WhileLeader(Service[R | None]):
     """`service`, passing only while `leader.is_leader` (None when not).
 
     Its waits end early when leadership changes, so a new leader starts at
-    once and a deposed one stops within the pass it is in.
+    once and a deposed one stops after the pass it is in.
     """
 
     def __init__(self, service: Service[R], leader: Leader) -> None:
@@ -116,6 +118,7 @@ class WhileLeader(Service[R | None]):
         self.retry_on = service.retry_on
         self.retry_base_seconds = service.retry_base_seconds
         self.retry_cap_seconds = service.retry_cap_seconds
+        self._changed = leader.changes()
 
     async def run_once(self) -> R | None:
         if not self.leader.is_leader:
@@ -127,4 +130,7 @@ class WhileLeader(Service[R | None]):
         return self.interval if result is None else self.service.delay(result)
 
     async def wait(self, seconds: float) -> None:
-        await self.leader.wait_changed(seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
+        self._changed.clear()

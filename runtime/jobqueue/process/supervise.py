@@ -15,8 +15,10 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
-from jobqueue.process.service import Logger
+from jobqueue.observability.logging import Logger
 
+Coros = dict[str, Coroutine[Any, Any, object]]
+"""A process's side tasks by name, in start order, for `supervise`."""
 Tasks = dict[str, "asyncio.Task[Any]"]
 Shutdown = Callable[[Tasks], Awaitable[None]]
 
@@ -40,7 +42,7 @@ async def cancel_in_reverse(tasks: Tasks) -> None:
 
 
 async def supervise(
-    coros: Mapping[str, Coroutine[Any, Any, Any]],
+    coros: Mapping[str, Coroutine[Any, Any, object]],
     *,
     stop: asyncio.Event,
     log: Logger,

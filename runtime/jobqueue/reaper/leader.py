@@ -31,11 +31,13 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from jobqueue import errors
 from jobqueue.db import Executor, leaders
 from jobqueue.observability.logging import Logger
+from jobqueue.process.service import Service, run_forever
 
 # A leader trusts its lease for this fraction of the duration after the start
 # of its last successful renewal: the rest absorbs clock-rate drift and the
@@ -117,31 +119,41 @@ class NoElection:
         return {"election": "none"}
 
 
-class Leadership:
-    """Runs an elector; `is_leader` is true only while the lease surely holds."""
+class Leadership(Service[bool]):
+    """Runs an elector; `is_leader` is true only while the lease surely holds.
 
-    def __init__(self, elector: Elector, *, log: Logger) -> None:
+    A pass is one attempt to take or renew; it never raises for an
+    unreachable backend (it keeps what it had until the deadline passes),
+    so `run_forever` only paces it. `clock` is monotonic seconds, for tests.
+    """
+
+    name = "leadership"
+    component = "reaper"
+    retry_on = ()
+
+    def __init__(
+        self, elector: Elector, *, log: Logger, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.elector = elector
         self.log = log
         self.renew_every = elector.hold_seconds / 3
         self.retry_every = retry_period(elector.lease_seconds)
+        self._clock = clock
         self._valid_until = 0.0
+        self._began = 0.0  # when the last attempt started
         self._announced = False  # what we last logged: leader or not
-        self._changed = asyncio.Event()
+        self._watchers: list[asyncio.Event] = []
         self.transitions = 0  # times this process became leader
 
     @property
     def is_leader(self) -> bool:
-        return time.monotonic() < self._valid_until
+        return self._clock() < self._valid_until
 
-    async def wait_changed(self, timeout: float) -> None:
-        """Sleep up to `timeout`, waking early when leadership is won or lost."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._changed.wait()
-        except TimeoutError:
-            pass
-        self._changed.clear()
+    def changes(self) -> asyncio.Event:
+        """A new event, set at every change of leadership from now on."""
+        event = asyncio.Event()
+        self._watchers.append(event)
+        return event
 
     def _set(self, leading: bool, valid_until: float) -> None:
         was = self._announced
@@ -151,32 +163,40 @@ class Leadership:
             self.transitions += 1
             self.log.info("became leader", identity=self.elector.identity,
                           **self.elector.describe())
-            self._changed.set()
         elif was and not leading:
             self.log.warning("lost leadership; stopped acting",
                              identity=self.elector.identity, **self.elector.describe())
-            self._changed.set()
+        else:
+            return
+        for event in self._watchers:
+            event.set()
+
+    async def run_once(self) -> bool:
+        """One attempt; whether we lead now."""
+        if self._announced and not self.is_leader:
+            self._set(False, 0.0)  # the renew deadline passed unrenewed
+        hold = self.elector.hold_seconds
+        self._began = began = self._clock()
+        try:
+            async with asyncio.timeout(hold * RENEW_DEADLINE / 2):
+                leading = await self.elector.try_acquire()
+            self._set(leading, began + hold * RENEW_DEADLINE)
+        except (errors.JobQueueError, TimeoutError) as exc:
+            # Unknown: keep what we had until its deadline passes.
+            self.log.warning("leader election attempt failed", error=str(exc)
+                             or type(exc).__name__)
+            if not self.is_leader:
+                self._set(False, 0.0)
+        return self.is_leader
+
+    def delay(self, leading: bool) -> float:
+        pause = self.renew_every if leading else self.retry_every
+        return max(0.0, self._began + pause - self._clock())
 
     async def run(self) -> None:
         """Until cancelled; then release the lease if held."""
-        hold = self.elector.hold_seconds
         try:
-            while True:
-                began = time.monotonic()
-                try:
-                    async with asyncio.timeout(hold * RENEW_DEADLINE / 2):
-                        leading = await self.elector.try_acquire()
-                    self._set(leading, began + hold * RENEW_DEADLINE)
-                except (errors.JobQueueError, TimeoutError) as exc:
-                    # Unknown: keep what we had until its deadline passes.
-                    self.log.warning("leader election attempt failed", error=str(exc)
-                                     or type(exc).__name__)
-                    if not self.is_leader:
-                        self._set(False, 0.0)
-                pause = self.renew_every if self.is_leader else self.retry_every
-                await asyncio.sleep(max(0.0, began + pause - time.monotonic()))
-                if self._announced and not self.is_leader:
-                    self._set(False, 0.0)  # the renew deadline passed unrenewed
+            await run_forever(self, log=self.log)
         finally:
             self._valid_until = 0.0
             self._announced = False

@@ -1,9 +1,10 @@
 """Take back expired leases; prune finished jobs after their retention.
 
-`Reaper.run_once()` does one pass and returns what it did; `run()` is the
-thin loop around it, acting only while `Leadership.is_leader`. A pass is
-bounded (one batch of each), so it holds few locks for a short time; when
-a batch comes back full, the loop goes again at once instead of sleeping.
+`Reaper` is a service (jobqueue.process): `run_once()` does one pass and
+returns what it did. A pass is bounded (one batch of each), so it holds few
+locks for a short time; when a batch comes back full, the loop goes again
+at once instead of sleeping. `services()` is the elected reaper process:
+the election, and the reaper and the depth gauges acting only while leader.
 
 Every reaper update is compare-and-set on state and expiry (see
 db/sql/maintenance.sql), so a job acked after a pass read it is left alone,
@@ -12,21 +13,18 @@ and two reapers at once (a split brain) cannot corrupt anything.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 
-from jobqueue import db, errors
-from jobqueue.db import maintenance, stats
+from jobqueue import db
+from jobqueue.db import maintenance
 from jobqueue.models import JobStatus
 from jobqueue.observability import metrics
 from jobqueue.observability.logging import Logger
-from jobqueue.process.backoff import Backoff
+from jobqueue.process.depth import DepthRefresh
+from jobqueue.process.service import Service, WhileLeader, run_forever
+from jobqueue.process.supervise import Coros
 from jobqueue.reaper.leader import Leadership
 from jobqueue.settings import ReaperSettings
-
-# Queue depth gauges, leader only (one exporter, no double counting).
-DEPTH_REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +43,15 @@ class ReapResult:
                 "pruned": self.pruned}
 
 
-class Reaper:
+class Reaper(Service[ReapResult]):
+    name = "reaper"
+    component = "reaper"
+
     def __init__(self, conn: db.Executor, settings: ReaperSettings, *, log: Logger) -> None:
         self.conn = conn
         self.settings = settings
         self.log = log
+        self.interval = settings.interval_seconds
         self.totals = {"requeued": 0, "dead_lettered": 0, "pruned": 0}
 
     async def run_once(self, *, prune: bool = True) -> ReapResult:
@@ -80,31 +82,17 @@ class Reaper:
                           expired=[str(t.job_id) for t in reaped[:20]])
         return result
 
-    async def run(self, leadership: Leadership) -> None:
-        """Until cancelled. Acts only while leader; database errors back off."""
-        backoff = Backoff(base=0.5, cap=10.0)
-        next_depth = 0.0
-        published = False
-        while True:
-            if not leadership.is_leader:
-                if published:
-                    metrics.refresh_depth([])  # the new leader exports them now
-                    published = False
-                await leadership.wait_changed(self.settings.interval_seconds)
-                continue
-            try:
-                result = await self.run_once()
-                if time.monotonic() >= next_depth and leadership.is_leader:
-                    metrics.refresh_depth(await stats.depth(self.conn))
-                    published = True
-                    next_depth = time.monotonic() + DEPTH_REFRESH_SECONDS
-                backoff.reset()
-            except errors.DatabaseUnavailable as exc:
-                metrics.DB_ERRORS.labels("reaper").inc()
-                delay = backoff.next()
-                self.log.warning("database unavailable, will retry", error=str(exc),
-                                 retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-                continue
-            if not result.full:
-                await leadership.wait_changed(self.settings.interval_seconds)
+    def delay(self, result: ReapResult) -> float:
+        return 0.0 if result.full else self.interval
+
+
+def services(reaper: Reaper, leadership: Leadership, *, log: Logger) -> Coros:
+    """The elected reaper's tasks, for `supervise`: stopped last-first, so
+    nothing is reaped or exported after leadership is released. The depth
+    gauges have one exporter, the leader, so they are never double counted."""
+    depth = DepthRefresh(reaper.conn, component="reaper")
+    return {
+        "leadership": leadership.run(),
+        "reaper": run_forever(WhileLeader(reaper, leadership), log=log),
+        "depth-refresh": run_forever(WhileLeader(depth, leadership), log=log),
+    }

@@ -94,10 +94,16 @@ class Flag:
 
     def __init__(self) -> None:
         self.is_leader = False
-        self.waited: list[float] = []
+        self.events: list[asyncio.Event] = []
 
-    async def wait_changed(self, timeout: float) -> None:
-        self.waited.append(timeout)
+    def changes(self) -> asyncio.Event:
+        self.events.append(asyncio.Event())
+        return self.events[-1]
+
+    def change(self, leading: bool) -> None:
+        self.is_leader = leading
+        for event in self.events:
+            event.set()
 
 
 class Counting(Service[int]):
@@ -126,9 +132,20 @@ async def test_while_leader_passes_only_while_leading() -> None:
     assert await gated.run_once() is None
     assert gated.delay(None) == 3.0
     assert (inner.passes, inner.standbys) == (0, 1)
-    flag.is_leader = True
+    flag.change(True)
     assert await gated.run_once() == 1
     assert gated.delay(1) == 0.0  # the inner service's own pacing
-    await gated.wait(3.0)
-    assert flag.waited == [3.0]  # waits wake on leadership changes
     assert gated.name == "unit-counting"
+
+
+async def test_while_leader_wakes_from_its_wait_when_leadership_changes() -> None:
+    flag = Flag()
+    gated = WhileLeader(Counting(), flag)
+    waiting = asyncio.create_task(gated.wait(60))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    flag.change(True)
+    await asyncio.wait_for(waiting, 5)  # long before the 60 s
+    # A change seen once is not seen again: the next wait lasts its time.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(gated.wait(60), 0.05)
