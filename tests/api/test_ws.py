@@ -71,7 +71,7 @@ async def test_a_jobs_transitions_arrive_in_order_to_its_tenant_only(
             )
         ).json()
         held = await leases.lease(
-            api_pool, queue=q, worker_id=WorkerId("w"), limit=1, lease_seconds=30
+            api_pool, queue=q, worker_id=WorkerId("w"), limit=1, lease_seconds=30, start=False
         )
         await leases.start(api_pool, held=[(held[0].job_id, held[0].token)])
         await leases.ack(api_pool, done=[(held[0].job_id, held[0].token, {"ok": True})])

@@ -44,7 +44,7 @@ async def test_depth_follows_the_database_and_idle_queues_vanish(pool: db.Pool) 
                               lease_seconds=30)
     metrics.refresh_depth(await stats.depth(pool))
     assert depth(t.id) == 2
-    assert scrape()[("job_queue_jobs", (("queue", "default"), ("status", "leased"),
+    assert scrape()[("job_queue_jobs", (("queue", "default"), ("status", "running"),
                                         ("tenant_id", t.id)))] == 3
 
     await leases.ack(pool, done=[(lease.job_id, lease.token, None) for lease in held])

@@ -1,5 +1,9 @@
 """A worker's side of a job: lease, start, heartbeat, ack, fail, release.
 
+A lease for free slots starts its jobs at once (`running`, one statement);
+`start=False` leases them as `leased` for a caller that prefetches, and
+`start()` later makes them running.
+
 Every call after the lease names (job id, lease token) and its allowed
 source states. A stale token changes nothing; the functions return what
 they did change, so the caller can tell a lost lease from a done one.
@@ -17,10 +21,18 @@ Q = queries.load("leases")
 
 @translate
 async def lease(
-    conn: Executor, *, queue: str, worker_id: WorkerId, limit: int, lease_seconds: float
+    conn: Executor,
+    *,
+    queue: str,
+    worker_id: WorkerId,
+    limit: int,
+    lease_seconds: float,
+    start: bool = True,
 ) -> list[Lease]:
-    """Up to `limit` jobs of `queue`, fairly across tenants, within their quotas."""
-    found = await conn.fetch(Q["lease"], queue, worker_id, limit, lease_seconds)
+    """Up to `limit` jobs of `queue`, fairly across tenants, within their
+    quotas; running (started on the database clock) unless `start=False`."""
+    status = "running" if start else "leased"
+    found = await conn.fetch(Q["lease"], queue, worker_id, limit, lease_seconds, status)
     leases = [Lease(rows.job(r)) for r in found]
     leases.sort(key=lambda lease: (-lease.job.priority, lease.job.scheduled_at, lease.job.seq))
     return leases

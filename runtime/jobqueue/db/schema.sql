@@ -51,8 +51,8 @@ CREATE TABLE auth_failures (
 CREATE INDEX auth_failures_tat ON auth_failures (tat);
 
 -- Start-time fair queueing between tenants of one queue: the queue's virtual
--- clock and each tenant's finish tag. Leasing locks the queue row, which
--- also serialises leasers of one queue so tenant quotas hold under races.
+-- clock and each tenant's finish tag. A lease advances the clock when it
+-- finds the row free (SKIP LOCKED): leasers of one queue never wait on it.
 -- The row also holds the queue's defaults for submission.
 CREATE TABLE queues (
     name        text PRIMARY KEY,
@@ -67,6 +67,23 @@ CREATE TABLE fair_share (
     tenant_id   text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     finish_tag  double precision NOT NULL,
     PRIMARY KEY (queue, tenant_id)
+) WITH (fillfactor = 50);
+
+-- Each tenant's active jobs (leased or running, in all queues) is
+-- tenant_taken.n - tenant_freed.n. The jobs table's statement trigger adds
+-- jobs that become active to taken and jobs that stop being active to
+-- freed; leases lock the taken rows of the tenants they serve, so quotas
+-- hold exactly while completions (which write freed) never wait for them.
+-- Two rows, not two columns, for exactly that reason. Read them, never
+-- write them: only the trigger does (docs/design.md, "Counters").
+CREATE TABLE tenant_taken (
+    tenant_id text PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    n         bigint NOT NULL DEFAULT 0
+) WITH (fillfactor = 50);
+
+CREATE TABLE tenant_freed (
+    tenant_id text PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    n         bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 50);
 
 CREATE TABLE jobs (
@@ -115,8 +132,7 @@ CREATE TABLE jobs (
 -- served. Finished jobs never enter it, so history does not slow leasing.
 CREATE INDEX jobs_ready ON jobs (tenant_id, queue, priority DESC, scheduled_at, seq)
     WHERE status = 'queued';
--- Both small: bounded by the total concurrency of the workers.
-CREATE INDEX jobs_active_tenant ON jobs (tenant_id) WHERE status IN ('leased', 'running');
+-- Small: bounded by the total concurrency of the workers.
 CREATE INDEX jobs_active_expiry ON jobs (lease_expires_at) WHERE status IN ('leased', 'running');
 CREATE INDEX jobs_dlq ON jobs (tenant_id, queue) WHERE status = 'dlq';
 CREATE INDEX jobs_finished ON jobs (finished_at)
@@ -172,9 +188,49 @@ $$;
 -- notification per statement rather than per row (NOTIFY takes a global
 -- lock at commit), chunked by jobqueue_notify_chunked. Payload: a JSON array
 -- of [job id, tenant id, status, queue].
-CREATE FUNCTION jobqueue_notify_events() RETURNS trigger
+-- The jobs table's one statement trigger: the active counters, then the
+-- notifications of version 4 (unchanged). Counters: per tenant, jobs that
+-- became active minus jobs that stopped being active, added to taken or
+-- freed. Written in tenant id order (INSERT ... ORDER BY; the rows exist,
+-- so each is an update), so two statements never lock counter rows in
+-- opposite orders.
+CREATE FUNCTION jobqueue_jobs_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        WITH d AS (
+            SELECT s.tenant_id, sum(s.x) AS delta
+              FROM (SELECT n.tenant_id, 1 AS x FROM new_rows n
+                     WHERE n.status IN ('leased', 'running')
+                    UNION ALL
+                    SELECT o.tenant_id, -1 FROM old_rows o
+                     WHERE o.status IN ('leased', 'running')) s
+             GROUP BY s.tenant_id
+            HAVING sum(s.x) <> 0
+        ),
+        taken AS (
+            INSERT INTO tenant_taken AS c (tenant_id, n)
+            SELECT d.tenant_id, d.delta FROM d WHERE d.delta > 0 ORDER BY d.tenant_id
+            ON CONFLICT (tenant_id) DO UPDATE SET n = c.n + excluded.n
+        )
+        INSERT INTO tenant_freed AS c (tenant_id, n)
+        SELECT d.tenant_id, -d.delta FROM d WHERE d.delta < 0 ORDER BY d.tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO tenant_taken AS c (tenant_id, n)
+        SELECT n.tenant_id, count(*) FROM new_rows n
+         WHERE n.status IN ('leased', 'running')
+         GROUP BY n.tenant_id ORDER BY n.tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET n = c.n + excluded.n;
+    ELSE
+        INSERT INTO tenant_freed AS c (tenant_id, n)
+        SELECT o.tenant_id, count(*) FROM old_rows o
+         WHERE o.status IN ('leased', 'running')
+         GROUP BY o.tenant_id ORDER BY o.tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET n = c.n + excluded.n;
+        RETURN NULL;
+    END IF;
+
     IF current_setting('jobqueue.events', true) = 'off' THEN
         RETURN NULL;
     END IF;
@@ -192,36 +248,75 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER jobs_events_insert AFTER INSERT ON jobs
+CREATE TRIGGER jobs_changed_insert AFTER INSERT ON jobs
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_notify_events();
-CREATE TRIGGER jobs_events_update AFTER UPDATE ON jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_jobs_changed();
+CREATE TRIGGER jobs_changed_update AFTER UPDATE ON jobs
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_notify_events();
+    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_jobs_changed();
+CREATE TRIGGER jobs_changed_delete AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobqueue_jobs_changed();
 
--- Lease up to p_limit ready jobs of one queue for one worker, in one call.
+-- Every tenant has its two counter rows from birth, so a lease can lock
+-- them without creating them.
+CREATE FUNCTION jobqueue_tenant_created() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tenant_taken (tenant_id) VALUES (NEW.id);
+    INSERT INTO tenant_freed (tenant_id) VALUES (NEW.id);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tenants_counters AFTER INSERT ON tenants
+    FOR EACH ROW EXECUTE FUNCTION jobqueue_tenant_created();
+
+-- A lease waiting for this tenant's taken row reads the tenant again once
+-- it has it: holding that row until this change commits makes a lease in
+-- flight see the tenant disabled or its lower quota.
+CREATE FUNCTION jobqueue_tenant_tightened() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM tenant_taken WHERE tenant_id = NEW.id FOR UPDATE;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tenants_tightened AFTER UPDATE ON tenants
+    FOR EACH ROW
+    WHEN (OLD.enabled AND NOT NEW.enabled OR NEW.max_concurrent < OLD.max_concurrent)
+    EXECUTE FUNCTION jobqueue_tenant_tightened();
+
+-- Lease up to p_limit ready jobs of one queue for one worker, in one call,
+-- as p_status: 'running' (the worker starts them now) or 'leased' (it
+-- prefetches; `start` makes them running later).
 --
--- 1. Lock the queue row: leasers of one queue take turns, so the virtual
---    clock and the tenant quotas are read and written by one at a time.
--- 2. Choose the candidate tenants: enabled, with ready work here and a free
---    slot (found from the ready index, so tenants with nothing queued cost
---    nothing), and among those the p_limit with the smallest start tags. No
---    other tenant can win a slot this round (p_limit first jobs already
---    have smaller tags), so however many tenants are backlogged, a lease
---    touches at most p_limit of them. Lock them in id order (no deadlock
---    with leasers of other queues that share tenants); FOR NO KEY UPDATE,
---    so submissions (whose foreign key takes KEY SHARE) never wait on it.
--- 3. In a new statement (READ COMMITTED gives it a fresh snapshot, after
---    the locks) count each candidate's active jobs, so max_concurrent holds
---    exactly: there is no count-then-lease race.
--- 4. Serve the candidates by start-time fair queueing (weights): share the
---    p_limit slots out on virtual tags first, without reading a job, then
---    lock exactly each tenant's share of its jobs (priority, then FIFO,
---    skipping rows another transaction holds). Version 1 locked up to
---    p_limit jobs of every tenant and kept p_limit of them: 24 ms a lease
---    of 50 with 10 backlogged tenants, 130 ms with 1,000.
+-- 1. Choose the candidate tenants, without locks: enabled, with ready work
+--    in this queue and a free slot (taken - freed < max_concurrent), found
+--    from the ready index (tenants with nothing queued cost nothing), and
+--    among those the p_limit with the smallest start tags: no other tenant
+--    could win a slot this round.
+-- 2. Lock their taken rows, in id order (no deadlock between leasers).
+--    Only leasers of the same tenants wait here; a leaser of other tenants
+--    goes on.
+-- 3. In a new statement (READ COMMITTED: a fresh snapshot, after the
+--    locks) read each candidate's counters, quota and tag again; its room
+--    is max_concurrent - (taken - freed), exact since nobody else can add
+--    to taken now.
+-- 4. Serve by start-time fair queueing (weights): share the p_limit slots
+--    out on virtual tags first, without reading a job, then lock exactly
+--    each tenant's share of its jobs (priority, then FIFO, skipping rows
+--    another transaction holds). With one candidate the share is simply
+--    min(room, p_limit): no tags to compare and no ready jobs to count.
+-- 5. Write the jobs (the trigger adds them to taken), each tenant's finish
+--    tag, and the queue's clock when its row is free.
+--
+-- Extension points: a new limit on what a tenant may take is one more
+-- term in `room` (step 3) and, to keep candidates honest, in step 1.
 CREATE FUNCTION jobqueue_lease(
-    p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision
+    p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision,
+    p_status job_status DEFAULT 'running'
 ) RETURNS SETOF jobs
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -231,72 +326,78 @@ BEGIN
     IF p_limit <= 0 THEN
         RETURN;
     END IF;
-    SELECT q.vclock INTO v_clock FROM queues q WHERE q.name = p_queue FOR UPDATE;
+    IF p_status NOT IN ('leased', 'running') THEN
+        RAISE EXCEPTION 'jobqueue_lease: p_status must be leased or running, not %', p_status;
+    END IF;
+    SELECT q.vclock INTO v_clock FROM queues q WHERE q.name = p_queue;
     IF NOT FOUND THEN
         INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT DO NOTHING;
-        SELECT q.vclock INTO v_clock FROM queues q WHERE q.name = p_queue FOR UPDATE;
+        v_clock := 0;
     END IF;
 
-    SELECT array_agg(l.id) INTO v_tenants
-      FROM (SELECT t.id FROM tenants t
-             WHERE t.id = ANY (ARRAY(
-                   SELECT e.id
-                     FROM (WITH RECURSIVE queued (id) AS (
-                               -- Tenants with queued jobs in any queue, by a
-                               -- skip scan of the ready index: one probe per
-                               -- such tenant, so idle tenants cost nothing.
-                               (SELECT j.tenant_id FROM jobs j WHERE j.status = 'queued'
+    -- 1. Candidates.
+    SELECT array_agg(c.id ORDER BY c.id) INTO v_tenants
+      FROM (SELECT e.id
+              FROM (WITH RECURSIVE queued (id) AS (
+                        -- Tenants with queued jobs in any queue, by a skip
+                        -- scan of the ready index: one probe per such tenant.
+                        (SELECT j.tenant_id FROM jobs j WHERE j.status = 'queued'
+                          ORDER BY j.tenant_id LIMIT 1)
+                        UNION ALL
+                        SELECT (SELECT j.tenant_id FROM jobs j
+                                 WHERE j.status = 'queued' AND j.tenant_id > q.id
                                  ORDER BY j.tenant_id LIMIT 1)
-                               UNION ALL
-                               SELECT (SELECT j.tenant_id FROM jobs j
-                                        WHERE j.status = 'queued' AND j.tenant_id > q.id
-                                        ORDER BY j.tenant_id LIMIT 1)
-                                 FROM queued q WHERE q.id IS NOT NULL)
-                           SELECT id FROM queued WHERE id IS NOT NULL) w
-                     JOIN tenants e ON e.id = w.id
-                    WHERE e.enabled
-                      -- A scalar probe, not EXISTS: the planner may turn
-                      -- EXISTS into a semi-join that hashes every queued
-                      -- row when its statistics say the table is small.
-                      -- The ORDER BY is the index's: without it, a LIMIT
-                      -- over rows it believes common invites a seq scan.
-                      AND (SELECT true FROM jobs j
-                            WHERE j.tenant_id = e.id AND j.queue = p_queue
-                              AND j.status = 'queued' AND j.scheduled_at <= now()
-                            ORDER BY j.priority DESC, j.scheduled_at, j.seq
-                            LIMIT 1)
-                      AND e.max_concurrent > (SELECT count(*) FROM jobs a
-                                               WHERE a.tenant_id = e.id
-                                                 AND a.status IN ('leased', 'running'))
-                    -- The start tag by key lookup: a join here was planned
-                    -- as a nested loop over every fair_share row per tenant.
-                    ORDER BY greatest(coalesce((SELECT f.finish_tag FROM fair_share f
-                                                 WHERE f.queue = p_queue
-                                                   AND f.tenant_id = e.id), 0),
-                                      v_clock),
-                             e.id
-                    LIMIT p_limit))
-             ORDER BY t.id
-               FOR NO KEY UPDATE OF t) l;
+                          FROM queued q WHERE q.id IS NOT NULL)
+                    SELECT id FROM queued WHERE id IS NOT NULL) w
+              JOIN tenants e ON e.id = w.id
+              JOIN tenant_taken tk ON tk.tenant_id = e.id
+              JOIN tenant_freed fr ON fr.tenant_id = e.id
+             WHERE e.enabled
+               AND e.max_concurrent > tk.n - fr.n
+               -- A scalar probe, not EXISTS: the planner may turn EXISTS
+               -- into a semi-join that hashes every queued row when its
+               -- statistics say the table is small. The ORDER BY is the
+               -- index's: without it, a LIMIT over rows it believes common
+               -- invites a seq scan.
+               AND (SELECT true FROM jobs j
+                     WHERE j.tenant_id = e.id AND j.queue = p_queue
+                       AND j.status = 'queued' AND j.scheduled_at <= now()
+                     ORDER BY j.priority DESC, j.scheduled_at, j.seq
+                     LIMIT 1)
+             -- The start tag by key lookup: a join here was planned as a
+             -- nested loop over every fair_share row per tenant.
+             ORDER BY greatest(coalesce((SELECT f.finish_tag FROM fair_share f
+                                          WHERE f.queue = p_queue
+                                            AND f.tenant_id = e.id), 0),
+                               v_clock),
+                      e.id
+             LIMIT p_limit) c;
     IF v_tenants IS NULL THEN
         RETURN;
     END IF;
 
+    -- 2. Lock.
+    PERFORM 1 FROM tenant_taken tk WHERE tk.tenant_id = ANY (v_tenants)
+      ORDER BY tk.tenant_id FOR UPDATE;
+
+    -- 3.-5.
     RETURN QUERY
     WITH cand AS (
         SELECT t.id AS tenant_id,
                t.weight::double precision AS weight,
                greatest(coalesce(f.finish_tag, 0), v_clock) AS start_tag,
-               least(t.max_concurrent - (SELECT count(*) FROM jobs a
-                                          WHERE a.tenant_id = t.id
-                                            AND a.status IN ('leased', 'running')),
-                     (SELECT count(*) FROM (SELECT 1 FROM jobs r
-                                             WHERE r.tenant_id = t.id AND r.queue = p_queue
-                                               AND r.status = 'queued'
-                                               AND r.scheduled_at <= now()
-                                             ORDER BY r.priority DESC, r.scheduled_at, r.seq
-                                             LIMIT p_limit) ready)) AS room
+               least(t.max_concurrent - (tk.n - fr.n),
+                     CASE WHEN cardinality(v_tenants) = 1 THEN p_limit
+                          ELSE (SELECT count(*)
+                                  FROM (SELECT 1 FROM jobs r
+                                         WHERE r.tenant_id = t.id AND r.queue = p_queue
+                                           AND r.status = 'queued'
+                                           AND r.scheduled_at <= now()
+                                         ORDER BY r.priority DESC, r.scheduled_at, r.seq
+                                         LIMIT p_limit) ready) END) AS room
           FROM tenants t
+          JOIN tenant_taken tk ON tk.tenant_id = t.id
+          JOIN tenant_freed fr ON fr.tenant_id = t.id
           LEFT JOIN fair_share f ON f.queue = p_queue AND f.tenant_id = t.id
          -- enabled again: read after the lock, so a tenant disabled since
          -- it was chosen gets nothing this round.
@@ -334,12 +435,13 @@ BEGIN
     ),
     done AS (
         UPDATE jobs
-           SET status = 'leased',
+           SET status = p_status,
                attempt = jobs.attempt + 1,
                lease_owner = p_worker,
                lease_token = gen_random_uuid(),
                lease_expires_at = now() + make_interval(secs => p_lease_seconds),
                leased_at = now(),
+               started_at = CASE WHEN p_status = 'running' THEN now() END,
                updated_at = now()
           FROM picks
          WHERE jobs.id = picks.id
@@ -352,8 +454,11 @@ BEGIN
         ON CONFLICT (queue, tenant_id) DO UPDATE SET finish_tag = excluded.finish_tag
     ),
     clock AS (
-        UPDATE queues SET vclock = (SELECT max(tag) FROM picks)
-         WHERE name = p_queue AND EXISTS (SELECT 1 FROM picks)
+        UPDATE queues q SET vclock = m.tag
+          FROM (SELECT max(tag) AS tag FROM picks) m
+         WHERE q.name = p_queue AND m.tag > q.vclock
+           AND q.name IN (SELECT l.name FROM queues l WHERE l.name = p_queue
+                             FOR NO KEY UPDATE SKIP LOCKED)
     )
     SELECT * FROM done;
 END;

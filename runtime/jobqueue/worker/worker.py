@@ -93,7 +93,7 @@ class Worker:
         # Whether a freed slot should wake the fetcher (see the module docstring).
         self._hungry = True
         # Set while the fetcher is between leases, when cancelling it loses
-        # nothing. Inside a lease call (and the start that follows) the rows
+        # nothing. Inside a lease call the rows
         # are already ours in the database: cancelling there would strand
         # them, leased to a process that is gone, until they expire and burn
         # an attempt (docs/design.md, invariant 8).
@@ -223,7 +223,7 @@ class Worker:
                 backoff.reset()
                 self._hungry = len(got) >= free
                 if got:
-                    await self._begin(pool, got, started)
+                    self._begin(got, started)
             except errors.DatabaseUnavailable as exc:
                 self._db_errors.inc()
                 retry_in = backoff.next()
@@ -240,25 +240,13 @@ class Worker:
         # returning would look like a failed side task to run().
         await asyncio.get_running_loop().create_future()
 
-    async def _begin(self, pool: db.Pool, got: list[Lease], started_ns: int) -> None:
+    def _begin(self, got: list[Lease], started_ns: int) -> None:
+        # The lease made them running already (one statement, docs/design.md,
+        # "Job state machine"): the handlers start without another round trip.
         self._leases_acquired.inc(len(got))
         if tracing.enabled():
             got = spans.acquired(got, worker_id=self.worker_id, started_ns=started_ns)
-        held = [(lease.job_id, lease.token) for lease in got]
-        try:
-            ok = await leases.start(pool, held=held)
-        except errors.DatabaseUnavailable as exc:
-            # Run them anyway: ack and heartbeat accept leased jobs too, and
-            # fencing still protects every write.
-            self._db_errors.inc()
-            self.log.warning("cannot mark jobs running", error=str(exc))
-            ok = {lease.job_id for lease in got}
         for lease in got:
-            if lease.job_id not in ok:
-                self._leases_lost.inc()
-                self.log.warning("lease lost", job_id=str(lease.job_id),
-                                 detail="before the handler started")
-                continue
             h = Held(lease)
             self.held[lease.job_id] = h
             self.running.add(lease.job_id)
@@ -327,7 +315,7 @@ class Worker:
         self._wake.set()
         fetcher = tasks["fetcher"]
         if not self._between_leases.is_set():
-            # A lease in flight: let it and its start finish (milliseconds), so
+            # A lease in flight: let it finish (milliseconds), so
             # its jobs are held and then finish or are released like the rest.
             # Bounded, in case the database hangs; a second signal cuts it short.
             between = asyncio.create_task(self._between_leases.wait())

@@ -42,12 +42,12 @@ async def test_a_lease_locks_only_the_jobs_it_takes_and_at_most_limit_tenants(
             assert len(got) == 5
             jobs_locked = await _locked(dsn, "jobs", "UPDATE")
             tenants_locked = await _locked(dsn, "tenants", "KEY SHARE")
-            no_key_locked = await _locked(dsn, "tenants", "NO KEY UPDATE")
+            counters_locked = await _locked(dsn, "tenant_taken", "UPDATE")
     finally:
         await conn.close()
     assert jobs_locked == 5  # the five it leased; every tenant had 40 to offer
     assert tenants_locked == 0  # submissions' foreign keys never wait on a lease
-    assert no_key_locked == 5  # one candidate per slot at most, not all twelve
+    assert counters_locked == 5  # one candidate per slot at most, not all twelve
 
 
 async def test_more_tenants_than_slots_are_all_served_in_turn(pool: db.Pool) -> None:

@@ -103,9 +103,10 @@ async def test_lease_start_and_ack_of_100_long_named_jobs(
 ) -> None:
     queue = QUEUES[kind]
     # Small batches: a lease statement, not the submission, is under test.
+    # A prefetching lease (start=False), so every statement of the path runs.
     ids = await _backlog(pool, queue, 100, batch=10)
     got = await leases.lease(pool, queue=queue, worker_id=WorkerId("w" * 200), limit=100,
-                             lease_seconds=30)
+                             lease_seconds=30, start=False)
     assert sorted(g.job_id for g in got) == sorted(ids)
     held = [(g.job_id, g.token) for g in got]
     assert await leases.start(pool, held=held) == set(ids)
@@ -135,7 +136,7 @@ async def test_the_reaper_rescues_500_expired_long_named_leases(
     assert len(reaped) == 500
     counts = await pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'queued'")
     assert counts == 500
-    await heard.until(ids, "leased")
+    await heard.until(ids, "running")
     # queued twice: at submit and after the rescue.
     queued = [e for e in heard.events() if e[2] == "queued"]
     assert len(queued) == 1000

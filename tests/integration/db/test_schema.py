@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from jobqueue import db, errors
-from jobqueue.db import jobs, leases, migrations, queries, queues
-from jobqueue.models import NewJob, WorkerId
+from jobqueue.db import jobs, migrations, queries, queues
+from jobqueue.models import NewJob
 from tests import factories
 from tests.conftest import PgServer, create_database, drop_database
 
@@ -119,8 +119,8 @@ async def test_a_version_1_database_with_jobs_upgrades_in_place(
                 " SELECT $1, 'mail', 'echo' FROM generate_series(1, 4)",
                 t.id,
             )
-            await leases.lease(conn, queue="mail", worker_id=WorkerId("w"), limit=1,
-                               lease_seconds=30)
+            # As version 1 leased (today's lease needs version 6).
+            await conn.execute("SELECT * FROM jobqueue_lease('mail', 'w', 1, 30)")
             clock = await conn.fetchval("SELECT vclock FROM queues WHERE name = 'mail'")
             monkeypatch.setattr(migrations, "available", lambda: every)
 
@@ -128,6 +128,10 @@ async def test_a_version_1_database_with_jobs_upgrades_in_place(
 
             assert [m.version for m in upgraded] == [m.version for m in every[1:]]
             assert await conn.fetchval("SELECT vclock FROM queues WHERE name = 'mail'") == clock
+            # Version 6 counted the job version 1 had leased as active.
+            assert await conn.fetchval(
+                "SELECT tk.n - fr.n FROM tenant_taken tk JOIN tenant_freed fr USING (tenant_id)"
+                " WHERE tenant_id = $1", t.id) == 1
             assert (await queues.get_defaults(conn, queue="mail")).default_max_attempts is None
             page = await jobs.list_jobs(conn, tenant_id=t.id)
             assert page.total == 4 and {j.max_attempts for j in page.jobs} == {5}

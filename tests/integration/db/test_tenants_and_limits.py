@@ -105,7 +105,7 @@ async def test_depth_counts_by_status_and_reports_the_oldest_ready_age(pool: db.
     rows = await stats.depth(pool, tenant_id=a.id)
     by_status = {r.status: r for r in rows}
     assert by_status[JobStatus.QUEUED].jobs == 3
-    assert by_status[JobStatus.LEASED].jobs == 2
+    assert by_status[JobStatus.RUNNING].jobs == 2  # a lease starts its jobs
     assert by_status[JobStatus.QUEUED].oldest_ready_age_seconds is not None
     assert {r.tenant_id for r in rows} == {a.id}
     assert {r.queue for r in await stats.depth(pool)} == {"default", "other"}

@@ -1,9 +1,11 @@
 -- name: lease
--- See jobqueue_lease() in the migrations: fairness, quotas, priority, FIFO.
-SELECT * FROM jobqueue_lease($1, $2, $3, $4);
+-- See jobqueue_lease() in schema.sql: fairness, quotas, priority, FIFO.
+-- $5 is the state the jobs get: 'running' (started now) or 'leased'.
+SELECT * FROM jobqueue_lease($1, $2, $3, $4, $5::job_status);
 
 -- name: start
--- leased -> running, fenced by the lease token.
+-- leased -> running, fenced by the lease token: for a caller that leased
+-- ahead of its free slots (prefetch).
 UPDATE jobs SET status = 'running', started_at = now(), updated_at = now()
   FROM unnest($1::uuid[], $2::uuid[]) AS s(id, token)
  WHERE jobs.id = s.id AND jobs.lease_token = s.token AND jobs.status = 'leased'
