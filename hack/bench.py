@@ -11,7 +11,9 @@ Sections (each a function of `main`, printed as one table):
   runs, where jobs/s does);
 - latency: light load, one job every 10 ms, one idle worker waiting on
   LISTEN/NOTIFY: enqueue-to-start p50/p99 (started_at - created_at, both
-  taken by the database).
+  taken by the database);
+- list (only with --only list): GET /v1/jobs first and deep pages at
+  1,000,000 and 10,000,000 rows of history (hack/bench_list.py).
 
     python hack/bench.py                          # 20,000 jobs
     python hack/bench.py --quick                  # CI-sized
@@ -41,6 +43,8 @@ from jobqueue.db import jobs, stats, tenants
 from jobqueue.models import Job, JobStatus, NewJob, TenantId, TenantQuotas
 
 SECTIONS = ("drain", "latency", "http")
+# Run only when named in --only: seeding millions of rows takes minutes.
+OPT_IN = ("list",)
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = TenantId("bench")
@@ -293,6 +297,16 @@ async def http_section(server_dsn: str, quick: bool) -> list[Row]:
     ]
 
 
+async def list_section(server_dsn: str, quick: bool) -> list[Row]:
+    import bench_list  # hack/bench_list.py, next to this file
+
+    out: list[Row] = []
+    for n in (100_000,) if quick else (1_000_000, 10_000_000):
+        seeded, found = await bench_list.run(server_dsn, n, 50 if quick else 200)
+        out += [Row("list", what, value) for what, value in bench_list.report(n, seeded, found)]
+    return out
+
+
 def print_table(rows: list[Row]) -> None:
     w1 = max(len(r.section) for r in rows)
     w2 = max(len(r.what) for r in rows)
@@ -304,7 +318,7 @@ def print_table(rows: list[Row]) -> None:
 async def main(args: argparse.Namespace) -> None:
     n = 2000 if args.quick else args.jobs
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
-    if only - set(SECTIONS):
+    if only - set(SECTIONS) - set(OPT_IN):
         raise SystemExit(f"--only: unknown section(s) {sorted(only - set(SECTIONS))}")
     with contextlib.ExitStack() as stack:
         if args.traced is not None:
@@ -341,6 +355,8 @@ async def sections(server_dsn: str, args: argparse.Namespace, n: int, only: set[
         rows += await latency_section(server_dsn, 200 if args.quick else 1000)
     if "http" in only:
         rows += await http_section(server_dsn, args.quick)
+    if "list" in only:
+        rows += await list_section(server_dsn, args.quick)
     return rows
 
 
@@ -351,7 +367,8 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=50, help="slots per worker")
     parser.add_argument("--durable", action="store_true", help="fsync on (slower, realistic)")
     parser.add_argument("--runs", type=int, default=1, help="drains per size; medians printed")
-    parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}, or "
+                                       f"{','.join(OPT_IN)} (GET /v1/jobs at 1M and 10M rows)")
     parser.add_argument("--traced", type=float, metavar="RATIO",
                         help="trace every process, sampling RATIO (0-1) of jobs, exported over "
                              "OTLP/HTTP to a local sink")

@@ -6,8 +6,8 @@ import itertools
 from typing import Any
 
 from jobqueue import db
-from jobqueue.db import jobs, tenants
-from jobqueue.models import Job, NewJob, Priority, Tenant, TenantId, TenantQuotas
+from jobqueue.db import jobs, leases, tenants
+from jobqueue.models import Job, NewJob, Priority, Tenant, TenantId, TenantQuotas, WorkerId
 
 _n = itertools.count()
 
@@ -38,3 +38,19 @@ async def backlog(pool: db.Executor, tenant_id: TenantId, n: int, **kw: Any) -> 
             assert not isinstance(r, Exception)
             out.append(r.job)
     return out
+
+
+async def dead_lettered(
+    pool: db.Executor, tenant_id: TenantId, n: int, *, queue: str = "default", **kw: Any
+) -> list[Job]:
+    """`n` jobs of `queue` sent to the DLQ the way a worker does it: leased,
+    then failed for good. Leases the queue, so give it no other ready jobs."""
+    made = await backlog(pool, tenant_id, n, queue=queue, **kw)
+    held = await leases.lease(pool, queue=queue, worker_id=WorkerId("factory"), limit=n,
+                              lease_seconds=60)
+    assert len(held) == n, f"leased {len(held)} of {n}"
+    for lease in held:
+        assert lease.job.lease_token is not None
+        await leases.fail(pool, job_id=lease.job.id, token=lease.job.lease_token,
+                          error="boom", retry_in_seconds=0, permanent=True)
+    return made

@@ -165,8 +165,21 @@ class DepthRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page of a listing ends: the last row's place in the order
+    (created_at DESC, seq DESC). The next page starts after it."""
+
+    created_at: datetime
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     jobs: list[Job]
+    # Exact when `total_exact`; otherwise the count stopped there ("at least").
     total: int
     page: int
     page_size: int
+    total_exact: bool = True
+    # Set when more rows follow this page.
+    next: Cursor | None = None

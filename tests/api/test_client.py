@@ -42,7 +42,13 @@ async def test_the_sync_client_covers_every_route(
             assert batch.created == 3
             page = jq.list(queue="sync")
             assert page.total == 1 and page.jobs[0].id == job.id
-            assert jq.list(page_size=2).total == 4
+            first = jq.list(page_size=2)
+            assert first.total == 4 and first.next is not None
+            rest = jq.list(page_size=2, after=first.next)
+            assert rest.next is None
+            assert {j.id for j in first.jobs + rest.jobs} == {job.id} | {
+                r.job.id for r in batch.results if r.job
+            }
             assert jq.cancel(job.id).status == "cancelled"
             with pytest.raises(errors.InvalidTransition):
                 jq.cancel(job.id)

@@ -33,8 +33,10 @@ async def test_tenant_a_cannot_read_list_retry_cancel_or_count_tenant_bs_jobs(
     assert (await client_a.get("/v1/jobs")).json() == {
         "jobs": [],
         "total": 0,
+        "total_exact": True,
         "page": 1,
         "page_size": 50,
+        "next": None,
     }
     assert (await client_a.get("/v1/stats")).json()["depth"] == []
 

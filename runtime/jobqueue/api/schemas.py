@@ -189,9 +189,13 @@ class JobOut(BaseModel):
 
 class JobPage(BaseModel):
     jobs: list[JobOut]
-    total: int
+    total: int = Field(description="matches; exact when total_exact, else at least this many")
+    total_exact: bool = True
     page: int
     page_size: int
+    next: str | None = Field(
+        None, description="pass as `after` for the next page; null on the last page"
+    )
 
 
 class FieldError(BaseModel):

@@ -68,10 +68,15 @@ def job_body(
 
 
 def list_params(
-    status: str | None, queue: str | None, type: str | None, page: int, page_size: int
+    status: str | None,
+    queue: str | None,
+    type: str | None,
+    page: int,
+    page_size: int,
+    after: str | None = None,
 ) -> dict[str, str | int]:
     params: dict[str, str | int] = {"page": page, "page_size": page_size}
-    for name, value in (("status", status), ("queue", queue), ("type", type)):
+    for name, value in (("status", status), ("queue", queue), ("type", type), ("after", after)):
         if value is not None:
             params[name] = value
     return params

@@ -127,8 +127,10 @@ class Client:
         type: str | None = None,
         page: int = 1,
         page_size: int = 50,
+        after: str | None = None,
     ) -> JobPage:
-        params = core.list_params(status, queue, type, page, page_size)
+        """A page newest first; pass the previous page's `next` as `after`."""
+        params = core.list_params(status, queue, type, page, page_size, after)
         response = self._send(core.Call("GET", "/v1/jobs", params=params, repeatable=True))
         if response.status_code != 200:
             raise errors.error_of(response)

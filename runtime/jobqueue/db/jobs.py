@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jobqueue import errors, idempotency, validation
-from jobqueue.db import Executor, Record, jsontext, queries, rows, translate
+from jobqueue.db import Executor, Record, jsontext, listing, queries, rows, translate
 from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
 
 Q = queries.load("jobs")
@@ -143,7 +143,6 @@ async def get(conn: Executor, *, job_id: JobId, tenant_id: TenantId | None = Non
     return rows.job(r)
 
 
-@translate
 async def list_jobs(
     conn: Executor,
     *,
@@ -154,28 +153,11 @@ async def list_jobs(
     page: int = 1,
     page_size: int = 50,
 ) -> Page:
-    """Newest first, in a stable order; `total` counts every match."""
-    if page < 1 or not 1 <= page_size <= 1000:
-        raise errors.InvalidInput("page must be >= 1 and page_size between 1 and 1000")
-    found = await conn.fetch(
-        Q["list"],
-        tenant_id,
-        status.value if status else None,
-        queue,
-        type,
-        page_size,
-        (page - 1) * page_size,
-    )
-    total = found[0]["total"] if found else 0
-    if not found and page > 1:
-        # Past the end: still report the total, so clients can page back.
-        probe = await conn.fetch(
-            Q["list"], tenant_id, status.value if status else None, queue, type, 1, 0
-        )
-        total = probe[0]["total"] if probe else 0
-    return Page(
-        jobs=[rows.job(r) for r in found],
-        total=total,
+    """Newest first, in a stable order; `total` is a capped count (db.listing)."""
+    return await listing.page(
+        conn,
+        tenant_id=tenant_id,
+        where=listing.Filter(status=status, queue=queue, type=type),
         page=page,
         page_size=page_size,
     )

@@ -138,6 +138,11 @@ CREATE INDEX jobs_dlq ON jobs (tenant_id, queue) WHERE status = 'dlq';
 CREATE INDEX jobs_finished ON jobs (finished_at)
     WHERE status IN ('succeeded', 'dlq', 'cancelled');
 CREATE INDEX jobs_tenant_recent ON jobs (tenant_id, created_at DESC, seq DESC);
+-- Listing a filtered view newest first (version 7): each ends in the
+-- listing order, so a page is read in order and a deep page from its cursor.
+CREATE INDEX jobs_tenant_status_recent ON jobs (tenant_id, status, created_at DESC, seq DESC);
+CREATE INDEX jobs_tenant_queue_recent ON jobs (tenant_id, queue, created_at DESC, seq DESC);
+CREATE INDEX jobs_tenant_type_recent ON jobs (tenant_id, type, created_at DESC, seq DESC);
 
 -- Leader election without session state (PgBouncer-safe): a row with an
 -- expiry that only its holder may extend.

@@ -14,6 +14,7 @@ _RETRY_AFTER = {
 }
 
 _DESCRIPTIONS = {
+    400: "a page cursor this API did not make",
     401: "missing, malformed, forged or expired credential",
     403: "tenant disabled, or the admin credential where a tenant is required",
     404: "no such job for this tenant",

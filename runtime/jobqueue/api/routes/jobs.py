@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from jobqueue import errors
+from jobqueue.api import cursor
 from jobqueue.api import errors as api_errors
 from jobqueue.api.deps import Access, AccessDep, RuntimeDep
 from jobqueue.api.routes import docs
@@ -32,8 +33,9 @@ from jobqueue.api.schemas import (
     JobPage,
     RetryIn,
     StatsOut,
+    WireDatetime,
 )
-from jobqueue.db import jobs, stats
+from jobqueue.db import jobs, listing, stats
 from jobqueue.models import JobId, JobStatus, NewJob, Submitted, Tenant
 from jobqueue.observability import metrics, tracing
 
@@ -229,8 +231,15 @@ async def get_job(job_id: uuid.UUID, access: AccessDep, rt: RuntimeDep) -> JobOu
     "/v1/jobs",
     response_model=JobPage,
     summary="List jobs, newest first",
-    description="A stable order (creation time, then submission order) and the total count.",
-    responses=docs.errors(*docs.COMMON),
+    description=(
+        "A stable order (creation time, then submission order). Page with `after`: "
+        "pass the previous page's `next` to get the page after it, at the same cost "
+        "however deep (`page` numbers still work but read every earlier page). "
+        f"`total` is exact up to {listing.COUNT_CAP:,} matches; past that it is "
+        f"{listing.COUNT_CAP:,} with `total_exact` false (at least that many). "
+        "`created_after` (inclusive) and `created_before` bound the creation time."
+    ),
+    responses=docs.errors(*docs.COMMON, 400),
 )
 async def list_jobs(
     access: AccessDep,
@@ -239,24 +248,41 @@ async def list_jobs(
     status: Annotated[JobStatus | Literal[""] | None, Query()] = None,
     queue: Annotated[str | None, Query(pattern=_or_empty(QUEUE_PATTERN))] = None,
     type: Annotated[str | None, Query(pattern=_or_empty(TYPE_PATTERN))] = None,
+    created_after: Annotated[WireDatetime | None, Query()] = None,
+    created_before: Annotated[WireDatetime | None, Query()] = None,
+    after: Annotated[
+        str | None, Query(description="the `next` of the previous page (opaque)")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JobPage:
+    where = listing.Filter(
+        status=status or None,
+        queue=queue or None,
+        type=type or None,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    try:
+        start = cursor.decode(after) if after else None
+    except cursor.InvalidCursor as exc:
+        raise api_errors.ApiError(400, "invalid_cursor", str(exc)) from None
     async with rt.deadline():
-        found = await jobs.list_jobs(
+        found = await listing.page(
             rt.pool,
             tenant_id=access.scope,
-            status=status or None,
-            queue=queue or None,
-            type=type or None,
+            where=where,
+            after=start,
             page=page,
             page_size=page_size,
         )
     return JobPage(
         jobs=[JobOut.of(j) for j in found.jobs],
         total=found.total,
+        total_exact=found.total_exact,
         page=found.page,
         page_size=found.page_size,
+        next=cursor.encode(found.next) if found.next else None,
     )
 
 

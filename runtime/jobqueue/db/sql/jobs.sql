@@ -54,16 +54,6 @@ SELECT count(*) >= $2 AS full
 -- name: get
 SELECT * FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
 
--- name: list
-SELECT *, count(*) OVER () AS total
-  FROM jobs
- WHERE ($1::text IS NULL OR tenant_id = $1)
-   AND ($2::job_status IS NULL OR status = $2)
-   AND ($3::text IS NULL OR queue = $3)
-   AND ($4::text IS NULL OR type = $4)
- ORDER BY created_at DESC, seq DESC
- LIMIT $5 OFFSET $6;
-
 -- name: cancel
 UPDATE jobs
    SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL,

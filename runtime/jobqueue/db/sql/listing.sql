@@ -1,0 +1,162 @@
+-- Listing jobs newest first, in pages, at any depth of history.
+--
+-- One query per driving filter, so each has an index whose prefix is
+-- (tenant_id, that column) and whose rest is the listing order
+-- (created_at DESC, seq DESC): the page is read from the index in order,
+-- never sorted, and a deep page starts at its cursor instead of skipping
+-- earlier rows. The driving filter is the first of status, queue, type
+-- given (listing.choose); the others filter the rows the index returns.
+-- Absent bounds are NULL and become +-infinity by coalesce, which keeps
+-- them index conditions even in a generic plan.
+--
+-- The outer loop over tenants serves the admin (no tenant, $1 NULL): one
+-- ordered index read per tenant, merged; a tenant's own view reads one.
+--
+-- Parameters, the same for every page query: $1 tenant or NULL, $2 status,
+-- $3 queue, $4 type, $5 created at or after, $6 created before, $7 and $8
+-- the cursor (created_at, seq of the last row already seen), $9 rows,
+-- $10 rows to skip (offset paging, kept for old clients).
+
+-- name: page_all
+SELECT j.*
+  FROM tenants t
+ CROSS JOIN LATERAL (
+       SELECT * FROM jobs j
+        WHERE j.tenant_id = t.id
+          AND ($2::job_status IS NULL OR j.status = $2)
+          AND ($3::text IS NULL OR j.queue = $3)
+          AND ($4::text IS NULL OR j.type = $4)
+          AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+          AND j.created_at < coalesce($6::timestamptz, 'infinity')
+          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
+                                       coalesce($8::bigint, 9223372036854775807))
+        ORDER BY j.created_at DESC, j.seq DESC
+        LIMIT $9::bigint + $10::bigint) j
+ WHERE ($1::text IS NULL OR t.id = $1)
+ ORDER BY j.created_at DESC, j.seq DESC
+ LIMIT $9 OFFSET $10;
+
+-- name: page_by_status
+SELECT j.*
+  FROM tenants t
+ CROSS JOIN LATERAL (
+       SELECT * FROM jobs j
+        WHERE j.tenant_id = t.id
+          AND j.status = $2
+          AND ($3::text IS NULL OR j.queue = $3)
+          AND ($4::text IS NULL OR j.type = $4)
+          AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+          AND j.created_at < coalesce($6::timestamptz, 'infinity')
+          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
+                                       coalesce($8::bigint, 9223372036854775807))
+        ORDER BY j.created_at DESC, j.seq DESC
+        LIMIT $9::bigint + $10::bigint) j
+ WHERE ($1::text IS NULL OR t.id = $1)
+ ORDER BY j.created_at DESC, j.seq DESC
+ LIMIT $9 OFFSET $10;
+
+-- name: page_by_queue
+SELECT j.*
+  FROM tenants t
+ CROSS JOIN LATERAL (
+       SELECT * FROM jobs j
+        WHERE j.tenant_id = t.id
+          AND ($2::job_status IS NULL OR j.status = $2)
+          AND j.queue = $3
+          AND ($4::text IS NULL OR j.type = $4)
+          AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+          AND j.created_at < coalesce($6::timestamptz, 'infinity')
+          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
+                                       coalesce($8::bigint, 9223372036854775807))
+        ORDER BY j.created_at DESC, j.seq DESC
+        LIMIT $9::bigint + $10::bigint) j
+ WHERE ($1::text IS NULL OR t.id = $1)
+ ORDER BY j.created_at DESC, j.seq DESC
+ LIMIT $9 OFFSET $10;
+
+-- name: page_by_type
+SELECT j.*
+  FROM tenants t
+ CROSS JOIN LATERAL (
+       SELECT * FROM jobs j
+        WHERE j.tenant_id = t.id
+          AND ($2::job_status IS NULL OR j.status = $2)
+          AND ($3::text IS NULL OR j.queue = $3)
+          AND j.type = $4
+          AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+          AND j.created_at < coalesce($6::timestamptz, 'infinity')
+          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
+                                       coalesce($8::bigint, 9223372036854775807))
+        ORDER BY j.created_at DESC, j.seq DESC
+        LIMIT $9::bigint + $10::bigint) j
+ WHERE ($1::text IS NULL OR t.id = $1)
+ ORDER BY j.created_at DESC, j.seq DESC
+ LIMIT $9 OFFSET $10;
+
+-- Capped counts: exact up to $7 matches, and "at least $7" past it, so a
+-- count costs at most $7 index entries however long the history is.
+-- Parameters $1 to $6 as above; the cursor does not change the total.
+
+-- name: count_all
+SELECT count(*) AS n FROM (
+    SELECT 1
+      FROM tenants t
+     CROSS JOIN LATERAL (
+           SELECT 1 FROM jobs j
+            WHERE j.tenant_id = t.id
+              AND ($2::job_status IS NULL OR j.status = $2)
+              AND ($3::text IS NULL OR j.queue = $3)
+              AND ($4::text IS NULL OR j.type = $4)
+              AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+              AND j.created_at < coalesce($6::timestamptz, 'infinity')
+            LIMIT $7::bigint) j
+     WHERE ($1::text IS NULL OR t.id = $1)
+     LIMIT $7) c;
+
+-- name: count_by_status
+SELECT count(*) AS n FROM (
+    SELECT 1
+      FROM tenants t
+     CROSS JOIN LATERAL (
+           SELECT 1 FROM jobs j
+            WHERE j.tenant_id = t.id
+              AND j.status = $2
+              AND ($3::text IS NULL OR j.queue = $3)
+              AND ($4::text IS NULL OR j.type = $4)
+              AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+              AND j.created_at < coalesce($6::timestamptz, 'infinity')
+            LIMIT $7::bigint) j
+     WHERE ($1::text IS NULL OR t.id = $1)
+     LIMIT $7) c;
+
+-- name: count_by_queue
+SELECT count(*) AS n FROM (
+    SELECT 1
+      FROM tenants t
+     CROSS JOIN LATERAL (
+           SELECT 1 FROM jobs j
+            WHERE j.tenant_id = t.id
+              AND ($2::job_status IS NULL OR j.status = $2)
+              AND j.queue = $3
+              AND ($4::text IS NULL OR j.type = $4)
+              AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+              AND j.created_at < coalesce($6::timestamptz, 'infinity')
+            LIMIT $7::bigint) j
+     WHERE ($1::text IS NULL OR t.id = $1)
+     LIMIT $7) c;
+
+-- name: count_by_type
+SELECT count(*) AS n FROM (
+    SELECT 1
+      FROM tenants t
+     CROSS JOIN LATERAL (
+           SELECT 1 FROM jobs j
+            WHERE j.tenant_id = t.id
+              AND ($2::job_status IS NULL OR j.status = $2)
+              AND ($3::text IS NULL OR j.queue = $3)
+              AND j.type = $4
+              AND j.created_at >= coalesce($5::timestamptz, '-infinity')
+              AND j.created_at < coalesce($6::timestamptz, 'infinity')
+            LIMIT $7::bigint) j
+     WHERE ($1::text IS NULL OR t.id = $1)
+     LIMIT $7) c;
