@@ -65,6 +65,15 @@ def _check(f: Filter, page: int, page_size: int, after: Cursor | None) -> None:
         raise errors.InvalidInput("created_after must be earlier than created_before")
 
 
+def _upper_bound(where: Filter, after: Cursor | None) -> Cursor | None:
+    """The lower of the cursor and created_before, as one (created_at, seq)
+    bound: `created_at < t` is `(created_at, seq) < (t, 0)`, seq being >= 1."""
+    before = Cursor(where.created_before, 0) if where.created_before else None
+    if after is None or before is None:
+        return after or before
+    return min(after, before, key=lambda c: (c.created_at, c.seq))
+
+
 @translate
 async def count(
     conn: Executor, *, tenant_id: TenantId | None, where: Filter, cap: int = COUNT_CAP
@@ -91,12 +100,13 @@ async def page(
     offsets, kept for old clients: page n reads the n - 1 pages before it.
     """
     _check(where, page, page_size, after)
+    upper = _upper_bound(where, after)
     found = await conn.fetch(
         Q[f"page_{choose(where)}"],
         tenant_id,
-        *where.args(),
-        after.created_at if after else None,
-        after.seq if after else None,
+        *where.args()[:4],
+        upper.created_at if upper else None,
+        upper.seq if upper else None,
         page_size + 1,
         (page - 1) * page_size,
     )

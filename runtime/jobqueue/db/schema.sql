@@ -62,6 +62,16 @@ CREATE TABLE queues (
     default_max_attempts integer CHECK (default_max_attempts BETWEEN 1 AND 1000)
 ) WITH (fillfactor = 50);
 
+-- The operator's count of each queue's worker pods, for the dashboard
+-- (version 7). Apart from `queues`, whose row leasers lock.
+CREATE TABLE queue_replicas (
+    queue          text PRIMARY KEY CHECK (length(queue) BETWEEN 1 AND 63),
+    replicas       integer NOT NULL CHECK (replicas >= 0),
+    ready_replicas integer NOT NULL CHECK (ready_replicas >= 0),
+    max_replicas   integer NOT NULL CHECK (max_replicas >= 0),
+    reported_at    timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE fair_share (
     queue       text NOT NULL REFERENCES queues (name) ON DELETE CASCADE,
     tenant_id   text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,

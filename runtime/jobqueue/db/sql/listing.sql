@@ -13,9 +13,12 @@
 -- ordered index read per tenant, merged; a tenant's own view reads one.
 --
 -- Parameters, the same for every page query: $1 tenant or NULL, $2 status,
--- $3 queue, $4 type, $5 created at or after, $6 created before, $7 and $8
--- the cursor (created_at, seq of the last row already seen), $9 rows,
--- $10 rows to skip (offset paging, kept for old clients).
+-- $3 queue, $4 type, $5 created at or after, $6 and $7 the upper bound
+-- (created_at, seq), exclusive: the cursor (the last row already seen) or
+-- created_before, whichever is lower, in one row comparison, since the
+-- index scan starts at the one upper bound it can use and would read
+-- from the top down to the cursor if a second one sat beside it; $8 rows,
+-- $9 rows to skip (offset paging, kept for old clients).
 
 -- name: page_all
 SELECT j.*
@@ -27,14 +30,13 @@ SELECT j.*
           AND ($3::text IS NULL OR j.queue = $3)
           AND ($4::text IS NULL OR j.type = $4)
           AND j.created_at >= coalesce($5::timestamptz, '-infinity')
-          AND j.created_at < coalesce($6::timestamptz, 'infinity')
-          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
-                                       coalesce($8::bigint, 9223372036854775807))
+          AND (j.created_at, j.seq) < (coalesce($6::timestamptz, 'infinity'),
+                                       coalesce($7::bigint, 9223372036854775807))
         ORDER BY j.created_at DESC, j.seq DESC
-        LIMIT $9::bigint + $10::bigint) j
+        LIMIT $8::bigint + $9::bigint) j
  WHERE ($1::text IS NULL OR t.id = $1)
  ORDER BY j.created_at DESC, j.seq DESC
- LIMIT $9 OFFSET $10;
+ LIMIT $8 OFFSET $9;
 
 -- name: page_by_status
 SELECT j.*
@@ -46,14 +48,13 @@ SELECT j.*
           AND ($3::text IS NULL OR j.queue = $3)
           AND ($4::text IS NULL OR j.type = $4)
           AND j.created_at >= coalesce($5::timestamptz, '-infinity')
-          AND j.created_at < coalesce($6::timestamptz, 'infinity')
-          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
-                                       coalesce($8::bigint, 9223372036854775807))
+          AND (j.created_at, j.seq) < (coalesce($6::timestamptz, 'infinity'),
+                                       coalesce($7::bigint, 9223372036854775807))
         ORDER BY j.created_at DESC, j.seq DESC
-        LIMIT $9::bigint + $10::bigint) j
+        LIMIT $8::bigint + $9::bigint) j
  WHERE ($1::text IS NULL OR t.id = $1)
  ORDER BY j.created_at DESC, j.seq DESC
- LIMIT $9 OFFSET $10;
+ LIMIT $8 OFFSET $9;
 
 -- name: page_by_queue
 SELECT j.*
@@ -65,14 +66,13 @@ SELECT j.*
           AND j.queue = $3
           AND ($4::text IS NULL OR j.type = $4)
           AND j.created_at >= coalesce($5::timestamptz, '-infinity')
-          AND j.created_at < coalesce($6::timestamptz, 'infinity')
-          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
-                                       coalesce($8::bigint, 9223372036854775807))
+          AND (j.created_at, j.seq) < (coalesce($6::timestamptz, 'infinity'),
+                                       coalesce($7::bigint, 9223372036854775807))
         ORDER BY j.created_at DESC, j.seq DESC
-        LIMIT $9::bigint + $10::bigint) j
+        LIMIT $8::bigint + $9::bigint) j
  WHERE ($1::text IS NULL OR t.id = $1)
  ORDER BY j.created_at DESC, j.seq DESC
- LIMIT $9 OFFSET $10;
+ LIMIT $8 OFFSET $9;
 
 -- name: page_by_type
 SELECT j.*
@@ -84,14 +84,13 @@ SELECT j.*
           AND ($3::text IS NULL OR j.queue = $3)
           AND j.type = $4
           AND j.created_at >= coalesce($5::timestamptz, '-infinity')
-          AND j.created_at < coalesce($6::timestamptz, 'infinity')
-          AND (j.created_at, j.seq) < (coalesce($7::timestamptz, 'infinity'),
-                                       coalesce($8::bigint, 9223372036854775807))
+          AND (j.created_at, j.seq) < (coalesce($6::timestamptz, 'infinity'),
+                                       coalesce($7::bigint, 9223372036854775807))
         ORDER BY j.created_at DESC, j.seq DESC
-        LIMIT $9::bigint + $10::bigint) j
+        LIMIT $8::bigint + $9::bigint) j
  WHERE ($1::text IS NULL OR t.id = $1)
  ORDER BY j.created_at DESC, j.seq DESC
- LIMIT $9 OFFSET $10;
+ LIMIT $8 OFFSET $9;
 
 -- Capped counts: exact up to $7 matches, and "at least $7" past it, so a
 -- count costs at most $7 index entries however long the history is.
