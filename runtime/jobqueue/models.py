@@ -96,6 +96,9 @@ class Job:
     result: JSON
     trace_context: dict[str, str] | None
     seq: int = 0
+    # The latest ctx.progress() of any attempt: a fraction in [0, 1] and a note.
+    progress: float | None = None
+    progress_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

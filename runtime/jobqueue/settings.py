@@ -60,6 +60,13 @@ class WorkerSettings(BaseSettings):
     grace_seconds: float = Field(25.0, ge=0, description="SIGTERM: time for in-flight jobs")
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_cap_seconds: float = Field(600.0, gt=0)
+    # One info line per succeeded job with its duration ("job succeeded");
+    # the fraction of them logged, for queues that run thousands a second
+    # (0 turns them off). Failures always log their line.
+    log_finished_sample: float = Field(1.0, ge=0, le=1)
+    # ctx.progress() reports are written at most this often per worker (one
+    # statement for every job that reported meanwhile).
+    progress_seconds: float = Field(0.5, gt=0)
     metrics_port: int | None = None
 
     @model_validator(mode="after")

@@ -186,7 +186,9 @@ async def test_lost_lease_cancels_the_handler_and_drops_its_result(
 
     [jid] = await submit(pool, t.id, 1, queue=q, type="long")
     lost_before = counter("lease_lost_total", queue=q)
-    async with running(dsn, registry_with(long=long), queue=q, lease_seconds=3) as w:
+    # Poll-only: no NOTIFY says "cancelled", so the heartbeat finds the lease gone.
+    async with running(dsn, registry_with(long=long), listen=False, queue=q,
+                       lease_seconds=3) as w:
         await asyncio.wait_for(started.wait(), 10)
         await jobs.cancel(pool, job_id=jid)  # the lease is gone: someone else decided
         await asyncio.wait_for(cancelled.wait(), 5)  # within one heartbeat (1 s)
@@ -194,6 +196,36 @@ async def test_lost_lease_cancels_the_handler_and_drops_its_result(
     job = await jobs.get(pool, job_id=jid)
     assert job.status is JobStatus.CANCELLED and job.result is None
     assert counter("lease_lost_total", queue=q) == lost_before + 1
+
+
+async def test_a_cancel_notify_stops_the_handler_before_any_heartbeat(
+    dsn: str, pool: db.Pool
+) -> None:
+    t = await factories.tenant(pool)
+    q = fresh_queue()
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def long(ctx: JobContext, data: Any) -> Any:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "never"
+
+    [jid] = await submit(pool, t.id, 1, queue=q, type="long")
+    lost_before = counter("lease_lost_total", queue=q)
+    # A heartbeat every 20 s: only the NOTIFY can stop it within 5.
+    async with running(dsn, registry_with(long=long), queue=q, lease_seconds=60) as w:
+        await asyncio.wait_for(started.wait(), 10)
+        await jobs.cancel(pool, job_id=jid)
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert jid not in w.held and w.free_slots == w.settings.concurrency
+    job = await jobs.get(pool, job_id=jid)
+    assert job.status is JobStatus.CANCELLED and job.attempt == 1 and job.result is None
+    # A cancellation is not a lost lease.
+    assert counter("lease_lost_total", queue=q) == lost_before
 
 
 async def test_notify_wakes_an_idle_worker_long_before_the_poll(

@@ -1,7 +1,9 @@
 """Fan-out of job events from one LISTEN connection to WebSocket subscribers.
 
 `publish` runs on the event loop, called by the listener for each NOTIFY
-payload (a JSON array of `[job_id, tenant_id, status, queue]`). It never
+payload (a JSON array of `[job_id, tenant_id, status, queue]` for a state
+change, `[job_id, tenant_id, status, queue, progress, note]` for a
+`ctx.progress()` report, which becomes a `progress` event). It never
 waits: each subscriber has a bounded queue, and a subscriber whose queue is
 full is dropped (its queue is emptied and closed with a final `None`), so one
 slow client can neither block the others nor grow memory.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from structlog.typing import FilteringBoundLogger
 
@@ -29,11 +31,22 @@ def _log() -> FilteringBoundLogger:
 
 
 class Event(TypedDict):
-    type: Literal["job", "resync"]
+    type: Literal["job", "progress", "resync"]
     job_id: str | None
     tenant_id: str | None
     status: str | None
     queue: str | None
+    progress: NotRequired[float | None]
+    note: NotRequired[str | None]
+
+
+def _event(row: list[Any]) -> Event:
+    if len(row) == 6:
+        return {"type": "progress", "job_id": row[0], "tenant_id": row[1], "status": row[2],
+                "queue": row[3], "progress": row[4], "note": row[5]}
+    job_id, tenant_id, status, queue = row
+    return {"type": "job", "job_id": job_id, "tenant_id": tenant_id, "status": status,
+            "queue": queue}
 
 
 class Subscription:
@@ -118,15 +131,13 @@ class Hub:
             _log().warning("ignoring a malformed job event")
             return
         for row in rows:
-            job_id, tenant_id, status, queue = row
-            event: Event = {
-                "type": "job",
-                "job_id": job_id,
-                "tenant_id": tenant_id,
-                "status": status,
-                "queue": queue,
-            }
-            for sub in (*self._by_tenant.get(tenant_id, ()), *self._admins):
+            try:
+                event = _event(row)
+            except (ValueError, TypeError):
+                _log().warning("ignoring a malformed job event")
+                continue
+            tenant = TenantId(event["tenant_id"] or "")
+            for sub in (*self._by_tenant.get(tenant, ()), *self._admins):
                 if not sub.offer(event):
                     self._drop(sub)
 

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    model_validator,
 )
 
 from jobqueue import validation
@@ -70,7 +71,30 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _original_body(value: Any) -> Any:
+    """The first design's body, `{"payload": {"job_type": T, "data": D}, ...}`,
+    read as `{"type": T, "data": D, ...}`. Anything else passes unchanged,
+    so a malformed alias gets the usual field errors."""
+    if not isinstance(value, dict) or "payload" not in value:
+        return value
+    payload = value["payload"]
+    if "type" in value or "data" in value:
+        raise ValueError("give either type and data, or payload.job_type and payload.data")
+    if not isinstance(payload, dict) or not set(payload) <= {"job_type", "data"}:
+        raise ValueError('payload must be an object of "job_type" and "data" only')
+    rest = {k: v for k, v in value.items() if k != "payload"}
+    if "job_type" in payload:
+        rest["type"] = payload["job_type"]
+    if "data" in payload:
+        rest["data"] = payload["data"]
+    return rest
+
+
 class JobIn(_In):
+    """A job to submit. The original design's body,
+    `{"payload": {"job_type": ..., "data": ...}, "queue": ..., ...}`, is
+    accepted too and means the same as `type` and `data`."""
+
     type: str = Field(pattern=TYPE_PATTERN, examples=["send_email"])
     data: JsonData = Field(
         default_factory=dict,
@@ -99,6 +123,11 @@ class JobIn(_In):
     def priority_value(self) -> Priority:
         return Priority.parse(self.priority)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, value: Any) -> Any:
+        return _original_body(value)
+
 
 class BatchJobIn(JobIn):
     idempotency_key: IdempotencyKey
@@ -125,6 +154,14 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
+class ErrorEntry(BaseModel):
+    """One failed attempt, oldest first; the last 20 are kept."""
+
+    attempt: int
+    error: str
+    at: datetime
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     tenant_id: str
@@ -144,6 +181,14 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     updated_at: datetime
     last_error: str | None
+    errors: list[ErrorEntry] = Field(
+        default_factory=list,
+        description="the failed attempts (at most the last 20), oldest first",
+    )
+    progress: float | None = Field(
+        None, description="the handler's latest ctx.progress(), 0 to 1; null if never reported"
+    )
+    progress_note: str | None = None
     result: Any
     omitted: dict[str, str] | None = Field(
         None,
@@ -182,9 +227,24 @@ class JobOut(BaseModel):
             finished_at=job.finished_at,
             updated_at=job.updated_at,
             last_error=job.last_error,
+            errors=_errors(job.errors),
+            progress=job.progress,
+            progress_note=job.progress_note,
             result=None if "result" in omitted else job.result,
             omitted=omitted or None,
         )
+
+
+def _errors(stored: Any) -> list[ErrorEntry]:
+    # Rows written by hand or by an older version may lack a field: skip
+    # such an entry rather than fail the read (invariant 11).
+    out: list[ErrorEntry] = []
+    for e in stored if isinstance(stored, list) else []:
+        try:
+            out.append(ErrorEntry(attempt=e["attempt"], error=e["error"], at=e["at"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 class JobPage(BaseModel):

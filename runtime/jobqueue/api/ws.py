@@ -4,7 +4,9 @@ The token comes in the query string (`?token=…`) or as the first message
 (`{"token": "…"}` or the bare token); a tenant sees only its own jobs, the
 admin every tenant's. Messages are JSON: first `{"type": "ready"}` once the
 subscription is in place, then `{"type": "job", "job_id", "tenant_id",
-"status", "queue"}` per change, in commit order, and `{"type": "resync"}`
+"status", "queue"}` per change, in commit order, `{"type": "progress",
+"job_id", "tenant_id", "status", "queue", "progress", "note"}` per
+`ctx.progress()` report the worker wrote, and `{"type": "resync"}`
 when events may have been missed (the server's LISTEN connection came
 back). A watcher that falls `ws_queue_size` events behind is closed with
 code 1013; it should reconnect and re-read what it cares about. The socket

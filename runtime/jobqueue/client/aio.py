@@ -155,6 +155,35 @@ class AsyncClient:
             raise errors.error_of(response)
         return StatsOut.model_validate(response.json())
 
+    async def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:
+        """Wait until the job is succeeded, dlq or cancelled, and return it
+        (see `Client.wait`)."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+        deadline = core.Deadline(timeout)
+        wanted = str(job_id)
+        while True:
+            await self._ensure_token()
+            try:
+                async with asyncio.timeout(deadline.left()):
+                    async with connect(core.ws_url(self.base_url)) as ws:
+                        await ws.send(json.dumps({"token": self._core.token}))
+                        json.loads(await ws.recv())  # "ready": subscribed
+                        job = await self.get(job_id)
+                        while job.status not in core.FINISHED:
+                            event = json.loads(await ws.recv())
+                            if core.wait_step(event, wanted) == "read":
+                                job = await self.get(job_id)
+                        return job
+            except TimeoutError as exc:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout} s") from exc
+            except (ConnectionClosed, InvalidHandshake, OSError):
+                left = deadline.left()
+                await asyncio.sleep(
+                    min(core.WAIT_RECONNECT_SECONDS, left or core.WAIT_RECONNECT_SECONDS)
+                )
+
     async def watch(self) -> AsyncIterator[dict[str, Any]]:
         """Job events as they happen (see jobqueue.api.ws), until the server closes."""
         from websockets.asyncio.client import connect

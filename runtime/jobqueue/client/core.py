@@ -165,6 +165,38 @@ class Core:
         return Call("POST", "/v1/jobs/batch", json={"jobs": items}, repeatable=True)
 
 
+FINISHED = frozenset({"succeeded", "dlq", "cancelled"})
+# Between reconnections of wait()'s socket.
+WAIT_RECONNECT_SECONDS = 0.5
+
+
+def wait_step(event: Mapping[str, Any], job_id: str) -> Literal["read", "skip"]:
+    """What `wait()` does with one WebSocket event: "read" the job again
+    (it finished, or events may have been missed), or "skip" it."""
+    kind = event.get("type")
+    if kind == "resync":
+        return "read"
+    if kind == "job" and event.get("job_id") == job_id and event.get("status") in FINISHED:
+        return "read"
+    return "skip"
+
+
+class Deadline:
+    """Seconds left until a `wait()` gives up; None waits forever."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._end = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+
+    def left(self) -> float | None:
+        if self._end is None:
+            return None
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the job did not finish within {self.timeout} s")
+        return left
+
+
 def ws_url(base_url: str) -> str:
     scheme, rest = base_url.split("://", 1)
     return ("wss://" if scheme == "https" else "ws://") + rest.rstrip("/") + "/ws/jobs"

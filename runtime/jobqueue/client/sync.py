@@ -149,6 +149,40 @@ class Client:
             raise errors.error_of(response)
         return StatsOut.model_validate(response.json())
 
+    def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:
+        """Block until the job is succeeded, dlq or cancelled, and return it.
+
+        Built on `WS /ws/jobs`: once subscribed it reads the job (it may
+        have finished before), then re-reads it when its final event
+        arrives or the server says events were missed; a dropped socket is
+        reopened. TimeoutError after `timeout` seconds (None: no limit);
+        NotFoundError if the job is not the caller's.
+        """
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+        from websockets.sync.client import connect
+
+        deadline = core.Deadline(timeout)
+        wanted = str(job_id)
+        while True:
+            if (first := self._core.token_call()) is not None:
+                self._core.took_token(self._send(first, authed=False))
+            try:
+                with connect(core.ws_url(self.base_url), open_timeout=deadline.left()) as ws:
+                    ws.send(json.dumps({"token": self._core.token}))
+                    json.loads(ws.recv(timeout=deadline.left()))  # "ready": subscribed
+                    job = self.get(job_id)
+                    while job.status not in core.FINISHED:
+                        event = json.loads(ws.recv(timeout=deadline.left()))
+                        if core.wait_step(event, wanted) == "read":
+                            job = self.get(job_id)
+                    return job
+            except (ConnectionClosed, InvalidHandshake, OSError) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout} s") from exc
+                # The token may have expired; the next round buys one if so.
+                left = deadline.left()
+                time.sleep(min(core.WAIT_RECONNECT_SECONDS, left or core.WAIT_RECONNECT_SECONDS))
+
     def watch(self) -> Iterator[dict[str, Any]]:
         """Job events as they happen (see jobqueue.api.ws), until the server closes."""
         from websockets.sync.client import connect

@@ -86,15 +86,49 @@ async def fail(
     error: str,
     retry_in_seconds: float,
     permanent: bool = False,
+    max_attempts: int | None = None,
 ) -> Transition | None:
     """-> queued after `retry_in_seconds` (from the database clock), or -> dlq
     when attempts are exhausted or `permanent`. None: the lease was lost.
 
-    `error` is made storable (`jsontext.storable_text`: NUL and lone
-    surrogates become U+FFFD) and cut to 4,000 characters."""
+    `max_attempts`, when given (a handler's retry policy), replaces the
+    job's own from this failure on. `error` is made storable
+    (`jsontext.storable_text`: NUL and lone surrogates become U+FFFD) and
+    cut to 4,000 characters."""
     text = jsontext.storable_text(error[:4000])
-    r = await conn.fetchrow(Q["fail"], job_id, token, text, retry_in_seconds, permanent)
+    r = await conn.fetchrow(
+        Q["fail"], job_id, token, text, retry_in_seconds, permanent, max_attempts
+    )
     return rows.transition(r) if r else None
+
+
+@translate
+async def snooze(
+    conn: Executor, *, job_id: JobId, token: LeaseToken, seconds: float
+) -> Transition | None:
+    """-> queued at the database's now() + `seconds`, the attempt not burned.
+    None: the lease was lost."""
+    r = await conn.fetchrow(Q["snooze"], job_id, token, seconds)
+    return rows.transition(r) if r else None
+
+
+@translate
+async def progress(
+    conn: Executor, *, reports: Sequence[tuple[JobId, LeaseToken, float, str | None]]
+) -> set[JobId]:
+    """Store each held job's latest progress and notify watchers, in one
+    statement. Returns the ids whose lease was still valid. The note is made
+    storable and cut to 200 characters (the column's bound)."""
+    if not reports:
+        return set()
+    found = await conn.fetch(
+        Q["progress"],
+        [r[0] for r in reports],
+        [r[1] for r in reports],
+        [r[2] for r in reports],
+        [None if r[3] is None else jsontext.storable_text(r[3][:200]) for r in reports],
+    )
+    return {JobId(r["id"]) for r in found}
 
 
 @translate

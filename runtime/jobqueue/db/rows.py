@@ -48,6 +48,9 @@ def job(r: Record) -> Job:
         result=r["result"],
         trace_context=r["trace_context"],
         seq=r["seq"],
+        # get(): a lease may return fewer columns than the whole row.
+        progress=r.get("progress"),
+        progress_note=r.get("progress_note"),
     )
 
 

@@ -125,6 +125,9 @@ CREATE TABLE jobs (
     errors              jsonb NOT NULL DEFAULT '[]',
     result              jsonb,
     trace_context       jsonb,
+    -- The latest ctx.progress(fraction, note) of any attempt. (version 9)
+    progress            double precision CHECK (progress BETWEEN 0 AND 1),
+    progress_note       text CHECK (length(progress_note) <= 200),
     CONSTRAINT jobs_idempotency UNIQUE (tenant_id, idempotency_key),
     CONSTRAINT jobs_lease_consistent CHECK (
         (status IN ('leased', 'running')) = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)

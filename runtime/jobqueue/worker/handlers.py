@@ -24,11 +24,13 @@ import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from structlog.typing import FilteringBoundLogger
 
 from jobqueue.models import JSON, JobId, TenantId, WorkerId
+from jobqueue.worker import context
+from jobqueue.worker.retry import Retry
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -39,7 +41,8 @@ Logger = FilteringBoundLogger
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """Who and what a handler is running for. Read-only."""
+    """Who and what a handler is running for, and its line back to the
+    worker: `snooze`, `progress`, `cancelled` (see worker/context.py)."""
 
     job_id: JobId
     tenant_id: TenantId
@@ -52,10 +55,29 @@ class JobContext:
     # Every line logged through it carries job_id, tenant_id, worker_id,
     # attempt and the trace id.
     log: Logger = field(repr=False)
+    controls: context.Controls = field(default_factory=context.Controls, repr=False)
 
     @property
     def last_attempt(self) -> bool:
         return self.attempt >= self.max_attempts
+
+    def snooze(self, seconds: float) -> NoReturn:
+        """Stop here and run the job again `seconds` from now (database
+        clock), without burning an attempt. Raises; never returns."""
+        raise context.Snooze(context.snooze_seconds(seconds))
+
+    def progress(self, fraction: float, note: str | None = None) -> None:
+        """Report how far the job is (0 to 1) with an optional note (up to
+        200 characters). Stored on the job and streamed on `WS /ws/jobs`;
+        the worker writes only the latest report, at most a few times a
+        second, so calling it in a tight loop is cheap."""
+        self.controls.report(*context.progress_report(fraction, note))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled or its lease lost: whatever the
+        handler returns now is dropped. Sync handlers should poll it."""
+        return self.controls.cancelled.is_set()
 
 
 class PermanentFailure(Exception):
@@ -71,6 +93,7 @@ class Registered:
     name: str
     fn: Callable[..., object]
     is_async: bool
+    retry: Retry | None = None
 
 
 class Registry:
@@ -79,7 +102,7 @@ class Registry:
     def __init__(self) -> None:
         self._by_name: dict[str, Registered] = {}
 
-    def add(self, name: str, fn: Callable[..., object]) -> None:
+    def add(self, name: str, fn: Callable[..., object], *, retry: Retry | None = None) -> None:
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
             raise ValueError(f"a job type must be 1 to 200 characters, got {name!r}")
         if not callable(fn):
@@ -92,7 +115,9 @@ class Registry:
                 f"job type {name!r} already has a handler: {_qualified(existing.fn)}; "
                 f"refusing {_qualified(fn)}"
             )
-        self._by_name[name] = Registered(name, fn, inspect.iscoroutinefunction(fn))
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"retry for {name!r} must be a jobqueue.Retry, got {retry!r}")
+        self._by_name[name] = Registered(name, fn, inspect.iscoroutinefunction(fn), retry)
 
     def get(self, name: str) -> Registered | None:
         return self._by_name.get(name)
@@ -117,11 +142,16 @@ def default_registry() -> Registry:
     return _DEFAULT
 
 
-def handler(name: str, *, registry: Registry | None = None) -> Callable[[F], F]:
-    """Register the decorated function as the handler of job type `name`."""
+def handler(
+    name: str, *, retry: Retry | None = None, registry: Registry | None = None
+) -> Callable[[F], F]:
+    """Register the decorated function as the handler of job type `name`.
+
+    `retry` (a `jobqueue.Retry`) gives this handler's failures their own
+    max_attempts and backoff; without it the worker's settings apply."""
 
     def decorate(fn: F) -> F:
-        (registry or _DEFAULT).add(name, fn)
+        (registry or _DEFAULT).add(name, fn, retry=retry)
         return fn
 
     return decorate

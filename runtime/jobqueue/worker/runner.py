@@ -5,8 +5,12 @@ Outcomes, and what the worker does with them:
 - `Succeeded(result)`: ack (-> succeeded).
 - `Failed(permanent=True)`: straight to the DLQ (unknown job type, bad
   input, a result that is not JSON).
-- `Failed(permanent=False)`: retry after `retry_in_seconds` of full-jitter
-  backoff, or the DLQ once attempts are exhausted (the SQL decides).
+- `Failed(permanent=False)`: retry after `retry_in_seconds` of backoff (the
+  handler's `retry` policy, else the worker's full jitter), or the DLQ once
+  attempts are exhausted (the SQL decides; `max_attempts` carries the
+  handler's own limit, if it has one).
+- `Snoozed(seconds)`: the handler called `ctx.snooze()`: back to the queue,
+  the attempt not burned.
 A lost lease or a shutdown cancels the task instead: no outcome at all.
 """
 
@@ -22,7 +26,9 @@ from dataclasses import dataclass
 
 from jobqueue.models import JSON, Lease, WorkerId
 from jobqueue.process import backoff
-from jobqueue.worker.handlers import JobContext, Logger, PermanentFailure, Registry
+from jobqueue.worker.context import Controls, Snooze
+from jobqueue.worker.handlers import JobContext, Logger, PermanentFailure, Registered, Registry
+from jobqueue.worker.retry import Retry
 
 # Enough of a traceback to find the failing line; the db keeps 4000 chars.
 _TRACEBACK_LINES = 12
@@ -38,9 +44,15 @@ class Failed:
     error: str
     permanent: bool
     retry_in_seconds: float = 0.0
+    max_attempts: int | None = None  # the handler's own limit, if any
 
 
-Outcome = Succeeded | Failed
+@dataclass(frozen=True, slots=True)
+class Snoozed:
+    seconds: float
+
+
+Outcome = Succeeded | Failed | Snoozed
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +60,9 @@ class RetryPolicy:
     base_seconds: float
     cap_seconds: float
 
-    def delay(self, attempt: int) -> float:
+    def delay(self, attempt: int, policy: Retry | None = None) -> float:
+        if policy is not None:
+            return policy.delay(attempt, base=self.base_seconds, cap=self.cap_seconds)
         return backoff.full_jitter(max(attempt, 1), base=self.base_seconds, cap=self.cap_seconds)
 
 
@@ -84,21 +98,34 @@ class Runner:
         self.threads = threads
         self.log = log
 
-    def context(self, lease: Lease) -> JobContext:
+    def context(
+        self, lease: Lease, controls: Controls | None = None,
+        registered: Registered | None = None,
+    ) -> JobContext:
         job = lease.job
+        policy = registered.retry if registered is not None else None
+        limit = policy.max_attempts if policy is not None else None
         return JobContext(
             job_id=job.id,
             tenant_id=job.tenant_id,
             queue=job.queue,
             type=job.type,
             attempt=job.attempt,
-            max_attempts=job.max_attempts,
+            max_attempts=limit if limit is not None else job.max_attempts,
             worker_id=self.worker_id,
             timeout_seconds=job.timeout_seconds,
             log=self.log,
+            controls=controls or Controls(),
         )
 
-    async def run(self, lease: Lease) -> Outcome:
+    def _failed(self, error: str, job_attempt: int, registered: Registered) -> Failed:
+        policy = registered.retry
+        return Failed(
+            error, permanent=False, retry_in_seconds=self.retry.delay(job_attempt, policy),
+            max_attempts=policy.max_attempts if policy is not None else None,
+        )
+
+    async def run(self, lease: Lease, controls: Controls | None = None) -> Outcome:
         """Run one attempt. Raises CancelledError only when cancelled from outside."""
         job = lease.job
         registered = self.registry.get(job.type)
@@ -109,7 +136,7 @@ class Runner:
                 f"known types: {known})",
                 permanent=True,
             )
-        ctx = self.context(lease)
+        ctx = self.context(lease, controls, registered)
         deadline = asyncio.timeout(job.timeout_seconds)
         try:
             async with deadline:
@@ -129,16 +156,16 @@ class Runner:
                 if deadline.expired()
                 else describe(exc)
             )
-            return Failed(error, permanent=False, retry_in_seconds=self.retry.delay(job.attempt))
+            return self._failed(error, job.attempt, registered)
+        except Snooze as snooze:
+            return Snoozed(snooze.seconds)
         except PermanentFailure as exc:
             return Failed(describe(exc), permanent=True)
         except asyncio.CancelledError:
             raise
         except (Exception, SystemExit) as exc:
             # sys.exit() in a handler fails the job, not the worker.
-            return Failed(
-                describe(exc), permanent=False, retry_in_seconds=self.retry.delay(job.attempt)
-            )
+            return self._failed(describe(exc), job.attempt, registered)
         try:
             # The database refuses NaN and Infinity in jsonb; catch them here,
             # where the error names this job, not in a batch ack. So too a

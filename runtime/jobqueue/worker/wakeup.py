@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections.abc import Callable
 
 from jobqueue import errors
 from jobqueue.db import notify
+from jobqueue.models import JobId
 from jobqueue.observability import metrics
 from jobqueue.process.backoff import Backoff
 from jobqueue.worker.handlers import Logger
@@ -24,14 +27,25 @@ CHANNEL = "jobqueue_events"
 PING_SECONDS = 15.0
 # How the status appears in a payload (JSON text); absent means nothing to do.
 _QUEUED = '"queued"'
+_CANCELLED = '"cancelled"'
 
 
 class Wakeup:
-    def __init__(self, *, dsn: str, queue: str, log: Logger) -> None:
+    """`on_cancelled(job_id)` hears of every job cancelled anywhere, while
+    `watching()` says this worker holds jobs at all: a cancelled job it
+    holds is stopped at once instead of at the next heartbeat."""
+
+    def __init__(
+        self, *, dsn: str, queue: str, log: Logger,
+        on_cancelled: Callable[[JobId], None] | None = None,
+        watching: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.dsn = dsn
         self.queue = queue
         self.log = log
         self._event = asyncio.Event()
+        self._on_cancelled = on_cancelled
+        self._watching = watching
 
     def set(self) -> None:
         self._event.set()
@@ -50,6 +64,8 @@ class Wakeup:
 
     def on_event(self, payload: str) -> None:
         """A `jobqueue_events` payload: [[job_id, tenant_id, status, queue], ...]."""
+        if self._on_cancelled is not None and _CANCELLED in payload and self._watching():
+            self._cancelled(payload)
         if _QUEUED not in payload:
             # Every worker hears every status change of every job (each
             # lease, start and ack statement of every worker); only a job
@@ -63,6 +79,15 @@ class Wakeup:
             wanted = True  # an event we cannot read: a lease attempt is cheap
         if wanted:
             self._event.set()
+
+    def _cancelled(self, payload: str) -> None:
+        assert self._on_cancelled is not None
+        try:
+            ids = [JobId(uuid.UUID(e[0])) for e in json.loads(payload) if e[2] == "cancelled"]
+        except (ValueError, TypeError, IndexError, KeyError):
+            return  # the heartbeat finds it lost soon enough
+        for job_id in ids:
+            self._on_cancelled(job_id)
 
     async def listen(self) -> None:
         """Keep a LISTEN connection open until cancelled, reconnecting with backoff."""

@@ -15,7 +15,9 @@
   duration (heartbeat.py); a lease the database no longer gives back is
   lost: its handler is cancelled and its result will not be written;
 - `completer` batches acks (see completer.py);
-- `listener` keeps a LISTEN connection open, reconnecting with backoff.
+- `listener` keeps a LISTEN connection open, reconnecting with backoff; a
+  NOTIFY that a held job was cancelled stops its handler at once;
+- `progress` writes handlers' `ctx.progress()` reports (progress.py).
 
 The first side task that fails stops the process cleanly. Every database
 call rides out an outage: it logs, backs off (capped) and tries again.
@@ -46,8 +48,10 @@ from jobqueue.process.backoff import Backoff
 from jobqueue.settings import DatabaseSettings, WorkerSettings
 from jobqueue.worker import release, spans
 from jobqueue.worker.completer import Completer, Completion
+from jobqueue.worker.context import Controls
 from jobqueue.worker.handlers import Registry
 from jobqueue.worker.heartbeat import Heartbeat
+from jobqueue.worker.progress import ProgressWriter
 from jobqueue.worker.runner import RetryPolicy, Runner
 from jobqueue.worker.wakeup import Wakeup
 
@@ -66,6 +70,7 @@ class Held:
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
     finished: bool = False  # the handler returned; its result awaits the completer
+    controls: Controls = field(default_factory=Controls)
 
 
 class Worker:
@@ -99,7 +104,8 @@ class Worker:
         # an attempt (docs/design.md, invariant 8).
         self._between_leases = asyncio.Event()
         self._between_leases.set()
-        self._wake = Wakeup(dsn=dsn, queue=self.queue, log=self.log)
+        self._wake = Wakeup(dsn=dsn, queue=self.queue, log=self.log,
+                            on_cancelled=self._cancelled, watching=lambda: bool(self.held))
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._threads = ThreadPoolExecutor(
@@ -114,6 +120,8 @@ class Worker:
         )
         self._pool: db.Pool | None = None
         self._completer: Completer | None = None
+        self._progress = ProgressWriter(every=settings.progress_seconds, log=self.log,
+                                        db_errors=metrics.DB_ERRORS.labels("worker"))
         # Labelled children looked up once: labels() costs more than inc().
         self._busy_slots = metrics.WORKER_BUSY_SLOTS.labels(self.queue)
         self._leases_acquired = metrics.LEASE_ACQUIRED.labels(self.worker_id)
@@ -147,7 +155,7 @@ class Worker:
         self._pool = pool
         self._completer = Completer(
             pool=pool, queue=self.queue, worker_id=self.worker_id, log=self.log,
-            on_settled=self._settled,
+            on_settled=self._settled, log_sample=self.settings.log_finished_sample,
         )
         side = {
             "fetcher": self._fetcher(pool),
@@ -157,6 +165,7 @@ class Worker:
                 on_lost=self._not_extended, log=self.log, db_errors=self._db_errors,
             ).run(),
             "completer": self._completer.run(),
+            "progress": self._progress.run(pool),
         }
         if self.database.listen:
             side["listener"] = self._wake.listen()
@@ -247,7 +256,7 @@ class Worker:
         if tracing.enabled():
             got = spans.acquired(got, worker_id=self.worker_id, started_ns=started_ns)
         for lease in got:
-            h = Held(lease)
+            h = Held(lease, controls=Controls(report=self._progress.sink(lease)))
             self.held[lease.job_id] = h
             self.running.add(lease.job_id)
             h.task = asyncio.create_task(self._execute(h), name=f"job:{lease.job_id}")
@@ -263,7 +272,8 @@ class Worker:
                          attributes=spans.attributes(lease, self.worker_id)
                          if tracing.recording(job.trace_context) else None),
         ):
-            outcome = await self._runner.run(lease)
+            outcome = await self._runner.run(lease, h.controls)
+            await self._progress.settle(job.id)
         h.finished = True
         self._release_slot(job.id)
         assert self._completer is not None
@@ -289,6 +299,20 @@ class Worker:
         self._leases_lost.inc()
         self.log.warning("lease lost", job_id=str(job.id), tenant_id=job.tenant_id,
                          attempt=job.attempt, detail=detail)
+        self._stop_handler(h)
+
+    def _cancelled(self, jid: JobId) -> None:
+        """A NOTIFY says the job was cancelled: its lease is gone with it."""
+        h = self.held.get(jid)
+        if h is not None and not h.finished:
+            self.log.info("job cancelled; stopping its handler", job_id=str(jid),
+                          tenant_id=h.lease.job.tenant_id, attempt=h.lease.job.attempt)
+            self._stop_handler(h)
+
+    def _stop_handler(self, h: Held) -> None:
+        job = h.lease.job
+        # A sync handler cannot be interrupted: it sees ctx.cancelled instead.
+        h.controls.cancelled.set()
         self.held.pop(job.id, None)
         self._release_slot(job.id)
         if h.task is not None:

@@ -34,13 +34,16 @@ RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
 
 -- name: fail
 -- Retry after $4 seconds of backoff from the database clock, or to the DLQ
--- when attempts are exhausted or the error is permanent ($5).
+-- when attempts are exhausted or the error is permanent ($5). $6, when not
+-- NULL, is the handler's own max_attempts (@handler(retry=...)): it
+-- replaces the job's from here on, so the reaper and readers agree.
 UPDATE jobs
-   SET status = CASE WHEN $5::boolean OR attempt >= max_attempts THEN 'dlq'::job_status
-                     ELSE 'queued'::job_status END,
-       scheduled_at = CASE WHEN $5 OR attempt >= max_attempts THEN scheduled_at
+   SET status = CASE WHEN $5::boolean OR attempt >= coalesce($6::integer, max_attempts)
+                     THEN 'dlq'::job_status ELSE 'queued'::job_status END,
+       scheduled_at = CASE WHEN $5 OR attempt >= coalesce($6, max_attempts) THEN scheduled_at
                            ELSE now() + make_interval(secs => $4::double precision) END,
-       finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
+       finished_at = CASE WHEN $5 OR attempt >= coalesce($6, max_attempts) THEN now() END,
+       max_attempts = coalesce($6, max_attempts),
        last_error = $3::text,
        -- keep the last 20 errors
        errors = CASE WHEN jsonb_array_length(errors) >= 20 THEN errors - 0 ELSE errors END
@@ -59,3 +62,34 @@ UPDATE jobs
  WHERE jobs.id = r.id AND jobs.lease_token = r.token
    AND jobs.status IN ('leased', 'running')
 RETURNING jobs.id;
+
+-- name: snooze
+-- ctx.snooze(): back to the queue at now() + $3 seconds without burning the
+-- attempt, fenced by the lease token. Not a failure: no error is recorded.
+UPDATE jobs
+   SET status = 'queued', attempt = greatest(attempt - 1, 0),
+       scheduled_at = now() + make_interval(secs => $3::double precision),
+       lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = now()
+ WHERE id = $1 AND lease_token = $2 AND status IN ('leased', 'running')
+RETURNING id, tenant_id, status, attempt;
+
+-- name: progress
+-- The latest ctx.progress() of each held job, fenced by its token, and one
+-- notification for watchers: [job id, tenant id, status, queue, progress,
+-- note] per job (six items, where a state change has four).
+WITH upd AS (
+    UPDATE jobs SET progress = p.fraction, progress_note = p.note
+      FROM unnest($1::uuid[], $2::uuid[], $3::double precision[], $4::text[])
+           AS p(id, token, fraction, note)
+     WHERE jobs.id = p.id AND jobs.lease_token = p.token
+       AND jobs.status IN ('leased', 'running')
+    RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.queue, jobs.progress,
+              jobs.progress_note
+),
+sent AS (
+    SELECT jobqueue_notify_chunked('jobqueue_events', ARRAY(
+               SELECT jsonb_build_array(u.id, u.tenant_id, u.status, u.queue, u.progress,
+                                        u.progress_note)::text
+                 FROM upd u)) AS done
+)
+SELECT u.id FROM upd u, sent;
