@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue import db
 from jobqueue.db import jobs, leases, tenants
-from jobqueue.models import Job, NewJob, Priority, Tenant, TenantId, TenantQuotas, WorkerId
+from jobqueue.models import (
+    Job,
+    JobId,
+    JobStatus,
+    Lease,
+    LeaseToken,
+    NewJob,
+    Priority,
+    Tenant,
+    TenantId,
+    TenantQuotas,
+    WorkerId,
+)
 
 _n = itertools.count()
 
@@ -54,3 +68,20 @@ async def dead_lettered(
         await leases.fail(pool, job_id=lease.job.id, token=lease.job.lease_token,
                           error="boom", retry_in_seconds=0, permanent=True)
     return made
+
+
+def lease(type: str = "echo", data: Any = None, *, attempt: int = 1,
+          timeout: int = 300) -> Lease:
+    """A leased job as the db layer returns it, without a database (unit tests)."""
+    now = datetime.now(UTC)
+    return Lease(
+        Job(
+            id=JobId(uuid.uuid4()), tenant_id=TenantId("t"), queue="default", type=type,
+            data=data if data is not None else {}, status=JobStatus.LEASED,
+            priority=Priority.NORMAL, attempt=attempt, max_attempts=5,
+            timeout_seconds=timeout, idempotency_key=None, lease_owner=WorkerId("w"),
+            lease_token=LeaseToken(uuid.uuid4()), lease_expires_at=now, scheduled_at=now,
+            created_at=now, leased_at=now, started_at=None, finished_at=None, updated_at=now,
+            last_error=None, errors=[], result=None, trace_context=None,
+        )
+    )

@@ -10,11 +10,14 @@ Deployments are re-applied as soon as their watch event arrives.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
 from jobqueue import errors
+from jobqueue.observability import logging as obslog
+from jobqueue.process.service import Service, run_forever
 from jobqueue.settings import DatabaseSettings
 from jobqueue_operator import builders, kube, models, queue_reconciler, tenant_reconciler
 from jobqueue_operator.context import Context
@@ -131,14 +134,53 @@ async def tenant_status(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
 ) -> None:
     ctx: Context = memo.ctx
-    while not await stopped.wait(ctx.settings.status_interval_seconds):
-        outcome = await _reconcile_tenant(ctx, body)
-        try:
-            await ctx.kube.patch_status(
-                models.API_VERSION, "Tenant", body.metadata.name or "", None, outcome.status
-            )
-        except KubeError as exc:
-            logger.warning("status not written: %s", exc)
+    await _refresh_status(ctx, "Tenant", body, lambda: _reconcile_tenant(ctx, body), stopped,
+                          logger)
+
+
+class StatusRefresh(Service[None]):
+    """One object's status, reconciled and written again every status
+    interval for as long as kopf keeps its daemon. Database problems are the
+    reconcilers' (they land in the conditions); a status the apiserver does
+    not take is retried at about the next tick."""
+
+    name = "status-refresh"
+    component = None
+    retry_on = (KubeError,)
+
+    def __init__(
+        self, ctx: Context, kind: str, body: kopf.Body,
+        reconcile: Callable[[], Awaitable[Outcome]], stopped: kopf.DaemonStopped,
+    ) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.body = body
+        self.reconcile = reconcile
+        self.stopped = stopped
+        self.interval = ctx.settings.status_interval_seconds
+        self.retry_base_seconds = self.retry_cap_seconds = self.interval
+
+    async def run_once(self) -> None:
+        outcome = await self.reconcile()
+        meta = self.body.metadata
+        await self.ctx.kube.patch_status(
+            models.API_VERSION, self.kind, meta.name or "", meta.namespace, outcome.status
+        )
+
+    async def wait(self, seconds: float) -> None:
+        await self.stopped.wait(seconds)
+
+
+async def _refresh_status(
+    ctx: Context, kind: str, body: kopf.Body, reconcile: Callable[[], Awaitable[Outcome]],
+    stopped: kopf.DaemonStopped, logger: kopf.Logger,
+) -> None:
+    # The change handler has just reconciled: the first pass waits a tick.
+    if await stopped.wait(ctx.settings.status_interval_seconds):
+        return
+    service = StatusRefresh(ctx, kind, body, reconcile, stopped)
+    # kopf's per-object logger: a warning also becomes an Event on the object.
+    await run_forever(service, log=obslog.wrap_stdlib(logger), until=lambda: bool(stopped))
 
 
 # ---- JobQueue -----------------------------------------------------------------------------
@@ -170,18 +212,8 @@ async def jobqueue_status(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
 ) -> None:
     ctx: Context = memo.ctx
-    while not await stopped.wait(ctx.settings.status_interval_seconds):
-        outcome = await _reconcile_queue(ctx, body)
-        try:
-            await ctx.kube.patch_status(
-                models.API_VERSION,
-                "JobQueue",
-                body.metadata.name or "",
-                body.metadata.namespace,
-                outcome.status,
-            )
-        except KubeError as exc:
-            logger.warning("status not written: %s", exc)
+    await _refresh_status(ctx, "JobQueue", body, lambda: _reconcile_queue(ctx, body), stopped,
+                          logger)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})

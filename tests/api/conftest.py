@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from jobqueue import db
-from tests.api import support
 from tests.conftest import PgServer, create_database, drop_database
+from tests.support import api as support
+from tests.support.procs import Proc
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +42,14 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def api(api_dsn: str, logs: Path) -> AsyncIterator[support.ApiProcess]:
+async def api(api_dsn: str, logs: Path) -> AsyncIterator[Proc]:
     # No tenant cache: a test that disables a tenant sees it at once.
     async with support.running_api(api_dsn, logs, api_tenant_cache_seconds=0) as server:
         yield server
 
 
 @pytest.fixture
-async def anon(api: support.ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def anon(api: Proc) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
         yield client
 
@@ -65,7 +66,7 @@ async def tenant_b(api_pool: db.Pool) -> support.TenantKey:
 
 @pytest.fixture
 async def client_a(
-    api: support.ApiProcess, tenant_a: support.TenantKey
+    api: Proc, tenant_a: support.TenantKey
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with support.authed(api.url, tenant_a) as client:
         yield client
@@ -73,14 +74,14 @@ async def client_a(
 
 @pytest.fixture
 async def client_b(
-    api: support.ApiProcess, tenant_b: support.TenantKey
+    api: Proc, tenant_b: support.TenantKey
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with support.authed(api.url, tenant_b) as client:
         yield client
 
 
 @pytest.fixture
-async def admin(api: support.ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def admin(api: Proc) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=api.url, timeout=30, headers=support.bearer(support.ADMIN_TOKEN)
     ) as client:

@@ -10,7 +10,8 @@ import jwt
 
 from jobqueue import db
 from jobqueue.db import tenants
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 
 async def test_an_api_key_buys_a_short_lived_signed_token(
@@ -58,7 +59,7 @@ async def test_a_revoked_key_no_longer_buys_tokens(
 
 
 async def test_a_disabled_tenant_gets_403_for_tokens_and_with_the_token_it_holds(
-    api: support.ApiProcess, api_pool: db.Pool
+    api: Proc, api_pool: db.Pool
 ) -> None:
     t = await support.tenant_with_key(api_pool)
     async with support.authed(api.url, t) as client:

@@ -13,14 +13,15 @@ import httpx
 import pytest
 
 from jobqueue import db
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 ADDRESS_BURST, ADDRESS_PER_MINUTE = 3, 6  # then one per 10 s
 TENANT_BURST, TENANT_PER_MINUTE = 5, 6
 
 
 @pytest.fixture(scope="module")
-async def server(api_dsn: str, logs: Path) -> AsyncIterator[support.ApiProcess]:
+async def server(api_dsn: str, logs: Path) -> AsyncIterator[Proc]:
     async with support.running_api(
         api_dsn,
         logs,
@@ -33,7 +34,7 @@ async def server(api_dsn: str, logs: Path) -> AsyncIterator[support.ApiProcess]:
 
 
 @pytest.fixture
-async def http(server: support.ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def http(server: Proc) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         yield client
 

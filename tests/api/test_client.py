@@ -6,14 +6,15 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from jobqueue import AsyncClient, Client, db, errors
 from jobqueue.client import RateLimited
 from jobqueue.db import queues
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
+from tests.support.proxy import TcpProxy
 
 
 def test_the_package_exports_the_clients() -> None:
@@ -23,7 +24,7 @@ def test_the_package_exports_the_clients() -> None:
 
 
 async def test_the_sync_client_covers_every_route(
-    api: support.ApiProcess, tenant_a: support.TenantKey
+    api: Proc, tenant_a: support.TenantKey
 ) -> None:
     def scenario() -> None:
         with Client(api.url, tenant_id=tenant_a.id, api_key=tenant_a.key) as jq:
@@ -60,7 +61,7 @@ async def test_the_sync_client_covers_every_route(
 
 
 async def test_the_async_client_submits_reads_and_watches(
-    api: support.ApiProcess, tenant_a: support.TenantKey
+    api: Proc, tenant_a: support.TenantKey
 ) -> None:
     async with AsyncClient(api.url, tenant_id=tenant_a.id, api_key=tenant_a.key) as jq:
         events = jq.watch()
@@ -76,7 +77,7 @@ async def test_the_async_client_submits_reads_and_watches(
 
 
 async def test_an_expired_or_refused_token_is_bought_again_once(
-    api: support.ApiProcess, tenant_a: support.TenantKey
+    api: Proc, tenant_a: support.TenantKey
 ) -> None:
     async with AsyncClient(api.url, tenant_id=tenant_a.id, api_key=tenant_a.key) as jq:
         await jq.list()
@@ -89,7 +90,7 @@ async def test_an_expired_or_refused_token_is_bought_again_once(
 
 
 async def test_429_is_retried_after_retry_after_and_raised_when_retries_run_out(
-    api: support.ApiProcess, api_pool: db.Pool
+    api: Proc, api_pool: db.Pool
 ) -> None:
     t = await support.tenant_with_key(api_pool, rate_per_minute=60, rate_burst=2)
     async with AsyncClient(api.url, token=support.mint(t.id)) as jq:
@@ -109,30 +110,27 @@ async def test_429_is_retried_after_retry_after_and_raised_when_retries_run_out(
 async def test_503_is_retried_until_the_database_is_back_and_makes_one_job(
     api_dsn: str, api_pool: db.Pool, logs: Path
 ) -> None:
-    port = urlsplit(api_dsn).port
-    assert port is not None
-    proxy = support.Proxy(port)
-    await proxy.restore()
+    proxy = TcpProxy.to(api_dsn)
     t = await support.tenant_with_key(api_pool)
     try:
         async with (
-            support.running_api(proxy.dsn(api_dsn), logs) as server,
+            support.running_api(proxy.dsn_via(api_dsn), logs) as server,
             AsyncClient(server.url, token=support.mint(t.id), max_retries=10) as jq,
         ):
-            await proxy.cut()
+            proxy.cut()
             submitting = asyncio.ensure_future(jq.submit("echo", {"x": 1}))
             await asyncio.sleep(1.5)
             assert not submitting.done()
-            await proxy.restore()
+            proxy.restore()
             job = await asyncio.wait_for(submitting, 30)
             assert job.status == "queued"
             assert (await jq.list()).total == 1
     finally:
-        await proxy.cut()
+        proxy.stop()
 
 
 async def test_the_clients_leave_max_attempts_to_the_queue_unless_given(
-    api: support.ApiProcess, api_pool: db.Pool, tenant_a: support.TenantKey
+    api: Proc, api_pool: db.Pool, tenant_a: support.TenantKey
 ) -> None:
     q = f"defaults-{uuid.uuid4().hex[:8]}"
     await queues.configure(api_pool, queue=q, default_max_attempts=3)

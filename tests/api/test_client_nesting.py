@@ -13,7 +13,8 @@ from jobqueue import AsyncClient, Client, db, errors
 from jobqueue.client import InvalidRequest
 from jobqueue.models import JobId
 from jobqueue.validation import MAX_JSON_DEPTH
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 
 def nested(depth: int) -> Any:
@@ -28,7 +29,7 @@ async def _count(pool: db.Pool, tenant: support.TenantKey) -> int:
 
 
 async def test_the_sync_client_refuses_deep_payloads_and_reads_deep_rows(
-    api: support.ApiProcess, tenant_a: support.TenantKey, api_pool: db.Pool
+    api: Proc, tenant_a: support.TenantKey, api_pool: db.Pool
 ) -> None:
     with Client(api.url, tenant_id=tenant_a.id, api_key=tenant_a.key) as jq:
         for depth in (MAX_JSON_DEPTH + 1, 300, 50_000):
@@ -53,7 +54,7 @@ async def test_the_sync_client_refuses_deep_payloads_and_reads_deep_rows(
 
 
 async def test_the_async_client_refuses_deep_payloads(
-    api: support.ApiProcess, tenant_b: support.TenantKey, api_pool: db.Pool
+    api: Proc, tenant_b: support.TenantKey, api_pool: db.Pool
 ) -> None:
     async with AsyncClient(api.url, tenant_id=tenant_b.id, api_key=tenant_b.key) as jq:
         with pytest.raises(InvalidRequest, match=f"{MAX_JSON_DEPTH} levels"):

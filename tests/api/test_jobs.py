@@ -11,7 +11,8 @@ import httpx
 from jobqueue import db
 from jobqueue.db import leases, queues
 from jobqueue.models import JobId, WorkerId
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 
 def key() -> dict[str, str]:
@@ -123,7 +124,7 @@ async def test_a_payload_over_the_limit_is_413(client_a: httpx.AsyncClient) -> N
 
 
 async def test_fifty_concurrent_submissions_with_one_key_make_exactly_one_job(
-    api: support.ApiProcess, tenant_a: support.TenantKey
+    api: Proc, tenant_a: support.TenantKey
 ) -> None:
     async with support.authed(api.url, tenant_a) as client:
         body = {"type": "echo", "data": {"n": 1}}
@@ -231,7 +232,7 @@ async def test_stats_give_depth_by_queue_and_status_and_the_oldest_age(
 
 
 async def test_a_full_backlog_answers_429_with_retry_after(
-    api: support.ApiProcess, api_pool: db.Pool
+    api: Proc, api_pool: db.Pool
 ) -> None:
     t = await support.tenant_with_key(api_pool, max_queued=3)
     async with support.authed(api.url, t) as client:

@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jobqueue import db
-from tests.api import support
-from tests.chaos.procs import Proc
+from tests.support import api as support
+from tests.support.procs import Proc
 
 QUEUE = "json-roundtrip"
 DEPTH = 8
@@ -110,7 +110,7 @@ def echo_worker(api_dsn: str, logs: Path) -> Iterator[Proc]:
 
 
 @pytest.fixture
-async def client(api: support.ApiProcess, api_pool: db.Pool) -> AsyncIterator[httpx.Client]:
+async def client(api: Proc, api_pool: db.Pool) -> AsyncIterator[httpx.Client]:
     # Quotas no example run can reach: rate limits are not under test.
     tenant = await support.tenant_with_key(api_pool, rate_per_minute=600_000, rate_burst=100_000)
     with httpx.Client(base_url=api.url, timeout=30,

@@ -12,7 +12,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 # Every spelling Starlette decodes to `token`, the parameter the socket reads.
 SPELLINGS = ["token", "%74oken", "%74%6F%6B%65%6E", "tok%65n"]
@@ -22,18 +23,18 @@ def _every_byte_encoded(text: str) -> str:
     return "".join(f"%{b:02X}" for b in text.encode())
 
 
-async def _log_settles(api: support.ApiProcess, needle: str) -> str:
+async def _log_settles(api: Proc, needle: str) -> str:
     for _ in range(50):
-        log = api.log()
+        log = api.text()
         if needle in log:
             return log
         await asyncio.sleep(0.1)
-    return api.log()
+    return api.text()
 
 
 @pytest.mark.parametrize("name", SPELLINGS)
 async def test_a_socket_token_is_redacted_whatever_the_spelling_of_its_name(
-    api: support.ApiProcess, tenant_a: support.TenantKey, name: str
+    api: Proc, tenant_a: support.TenantKey, name: str
 ) -> None:
     token = support.mint(tenant_a.id)
     url = api.url.replace("http://", "ws://") + f"/ws/jobs?{name}={token}&marker={tenant_a.id}"
@@ -47,7 +48,7 @@ async def test_a_socket_token_is_redacted_whatever_the_spelling_of_its_name(
 
 
 async def test_a_percent_encoded_token_value_is_redacted(
-    api: support.ApiProcess, tenant_b: support.TenantKey
+    api: Proc, tenant_b: support.TenantKey
 ) -> None:
     token = support.mint(tenant_b.id)
     encoded = _every_byte_encoded(token)
@@ -60,7 +61,7 @@ async def test_a_percent_encoded_token_value_is_redacted(
 
 
 async def test_refused_credentials_in_any_query_parameter_are_redacted(
-    api: support.ApiProcess, anon: httpx.AsyncClient
+    api: Proc, anon: httpx.AsyncClient
 ) -> None:
     secret = "hunter2-" + "s3cr3t" * 6  # no pattern of its own: only its name gives it away
     names = ["api_key", "api%5Fkey", "%61pi-key", "password", "Access_Token", "AUTHORIZATION"]

@@ -11,7 +11,7 @@ import httpx
 
 from jobqueue import db
 from jobqueue.embedded import free_port
-from tests.api import support
+from tests.support import api as support
 
 
 async def test_public_metrics_need_the_admin_credential(
@@ -57,7 +57,7 @@ def test_a_metrics_port_equal_to_the_api_port_is_refused_in_one_line(
     api_dsn: str, logs: Path
 ) -> None:
     port = free_port()
-    env = support.api_env(api_dsn, port, api_metrics_port=port)
+    env = support.api_process(api_dsn, logs, port=port, api_metrics_port=port).environment()
     done = subprocess.run(
         [sys.executable, "-m", "jobqueue.cli", "api"], env=env, capture_output=True, text=True,
         timeout=60,

@@ -15,7 +15,7 @@ import httpx
 from jobqueue import db
 from jobqueue.models import JobId
 from jobqueue.validation import MAX_JSON_DEPTH
-from tests.api import support
+from tests.support import api as support
 
 
 def nested(depth: int) -> Any:

@@ -6,8 +6,8 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,7 +16,8 @@ from websockets.asyncio.client import connect
 from jobqueue import db
 from jobqueue.db import jobs
 from jobqueue.models import JobId
-from tests.api import support
+from tests.support import api as support
+from tests.support.proxy import TcpProxy
 
 
 async def test_probes_metrics_and_docs(
@@ -55,28 +56,26 @@ async def test_errors_are_json_everywhere(anon: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture
-async def proxy(api_dsn: str) -> support.Proxy:
-    port = urlsplit(api_dsn).port
-    assert port is not None
-    p = support.Proxy(port)
-    await p.restore()
-    return p
+def proxy(api_dsn: str) -> Iterator[TcpProxy]:
+    p = TcpProxy.to(api_dsn)
+    yield p
+    p.stop()
 
 
 async def test_a_database_outage_gives_503_with_retry_after_and_the_api_recovers_alone(
-    api_dsn: str, api_pool: db.Pool, logs: Path, proxy: support.Proxy
+    api_dsn: str, api_pool: db.Pool, logs: Path, proxy: TcpProxy
 ) -> None:
     t = await support.tenant_with_key(api_pool)
     token = support.mint(t.id)
     headers = support.bearer(token)
     async with (
-        support.running_api(proxy.dsn(api_dsn), logs, api_tenant_cache_seconds=0) as server,
+        support.running_api(proxy.dsn_via(api_dsn), logs, api_tenant_cache_seconds=0) as server,
         httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client,
         connect(server.url.replace("http", "ws", 1) + "/ws/jobs?token=" + token) as ws,
     ):
         assert json.loads(await ws.recv()) == {"type": "ready"}
         assert (await client.get("/readyz")).status_code == 200
-        await proxy.cut()
+        proxy.cut()
         for _ in range(3):  # also after the pool noticed its connections are gone
             down = await client.post(
                 "/v1/jobs", json={"type": "echo"}, headers={"Idempotency-Key": str(uuid.uuid4())}
@@ -88,9 +87,9 @@ async def test_a_database_outage_gives_503_with_retry_after_and_the_api_recovers
             assert not_ready.status_code == 503
             assert "retry-after" in not_ready.headers
             assert (await client.get("/healthz")).status_code == 200
-        assert "Traceback" not in server.log()
+        assert "Traceback" not in server.text()
 
-        await proxy.restore()
+        proxy.restore()
         deadline = time.monotonic() + 15
         while (await client.get("/readyz")).status_code != 200:
             assert time.monotonic() < deadline, "the API did not recover"
@@ -101,8 +100,8 @@ async def test_a_database_outage_gives_503_with_retry_after_and_the_api_recovers
         assert r.status_code == 201, r.text
         event = json.loads(await asyncio.wait_for(ws.recv(), 15))
         assert (event["job_id"], event["status"]) == (r.json()["id"], "queued")
-        assert token not in server.log()  # uvicorn logs handshakes with their query
-    await proxy.cut()
+        assert token not in server.text()  # uvicorn logs handshakes with their query
+    proxy.cut()
 
 
 async def test_submit_job_span_joins_the_callers_trace_and_travels_in_the_job_row(
@@ -126,7 +125,7 @@ async def test_submit_job_span_joins_the_callers_trace_and_travels_in_the_job_ro
     _, trace_id, span_id, _ = job.trace_context["traceparent"].split("-")
     assert trace_id == caller_trace  # the worker's spans will join this trace
     # Exported on shutdown (batched): the span the row names, in the caller's trace.
-    spans = [json.loads(line) for line in server.log().splitlines() if '"submit_job"' in line]
+    spans = [json.loads(line) for line in server.text().splitlines() if '"submit_job"' in line]
     assert [s["context"]["trace_id"] for s in spans] == [f"0x{caller_trace}"]
     assert [s["context"]["span_id"] for s in spans] == [f"0x{span_id}"]
 
@@ -149,7 +148,7 @@ async def test_a_bug_is_a_json_500_logged_once_without_secrets(dsn: str, logs: P
         assert r.json() == {"error": "internal", "detail": "internal error"}
         assert "Traceback" not in r.text
         assert (await client.get("/healthz")).status_code == 200
-    log = server.log()
+    log = server.text()
     assert log.count('"unhandled error"') == 1
     assert "UndefinedTableError" in log
     assert t.key not in log and "locals" not in log

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from jobqueue import db
-from tests.api import support
+from tests.support import api as support
 
 
 async def test_sixty_a_minute_with_burst_ten_admits_ten_then_one_a_second_across_two_apis(

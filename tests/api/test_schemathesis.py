@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from jobqueue import db
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 CHECKS = [
     "not_a_server_error",
@@ -25,7 +26,7 @@ CHECKS = [
 
 
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    api: support.ApiProcess, api_pool: db.Pool, tmp_path: Path
+    api: Proc, api_pool: db.Pool, tmp_path: Path
 ) -> None:
     t = await support.tenant_with_key(api_pool, rate_per_minute=1_000_000, rate_burst=100_000)
     st = Path(sys.executable).with_name("st")
@@ -62,4 +63,4 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     report = out.decode(errors="replace")
     assert proc.returncode == 0, report[-8000:]
     assert "No issues found" in report, report[-8000:]
-    assert "unhandled error" not in api.log()
+    assert "unhandled error" not in api.text()

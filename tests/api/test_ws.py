@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,27 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from jobqueue import db
 from jobqueue.db import leases
 from jobqueue.models import WorkerId
-from tests.api import support
-
-
-def ws_url(api: support.ApiProcess, token: str | None = None) -> str:
-    url = api.url.replace("http://", "ws://") + "/ws/jobs"
-    return url if token is None else f"{url}?token={token}"
-
-
-async def recv(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
-    message = await asyncio.wait_for(ws.recv(), timeout)
-    parsed: dict[str, Any] = json.loads(message)
-    return parsed
-
-
-@asynccontextmanager
-async def watching(url: str, first_message: str | None = None) -> AsyncIterator[ClientConnection]:
-    async with connect(url) as ws:
-        if first_message is not None:
-            await ws.send(first_message)
-        assert await recv(ws) == {"type": "ready"}
-        yield ws
+from tests.support import api as support
+from tests.support.api import recv, watching, ws_url
+from tests.support.procs import Proc
 
 
 async def events_for(ws: ClientConnection, job_id: str, until: str) -> list[str]:
@@ -51,7 +29,7 @@ async def events_for(ws: ClientConnection, job_id: str, until: str) -> list[str]
 
 
 async def test_a_jobs_transitions_arrive_in_order_to_its_tenant_only(
-    api: support.ApiProcess,
+    api: Proc,
     api_pool: db.Pool,
     tenant_a: support.TenantKey,
     tenant_b: support.TenantKey,
@@ -92,11 +70,11 @@ async def test_a_jobs_transitions_arrive_in_order_to_its_tenant_only(
             "status": "queued",
             "queue": "default",
         }
-    assert token_a not in api.log() and token_b not in api.log()
+    assert token_a not in api.text() and token_b not in api.text()
 
 
 async def test_the_admin_watches_every_tenant(
-    api: support.ApiProcess, client_a: httpx.AsyncClient, client_b: httpx.AsyncClient
+    api: Proc, client_a: httpx.AsyncClient, client_b: httpx.AsyncClient
 ) -> None:
     async with watching(ws_url(api, support.ADMIN_TOKEN)) as ws:
         ja = (
@@ -111,7 +89,7 @@ async def test_the_admin_watches_every_tenant(
 
 
 async def test_a_bad_token_is_refused_at_the_handshake_or_on_the_first_message(
-    api: support.ApiProcess,
+    api: Proc,
 ) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(ws_url(api, "forged")):

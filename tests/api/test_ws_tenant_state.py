@@ -16,8 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jobqueue import db
 from jobqueue.db import tenants
-from tests.api import support
-from tests.api.test_ws import recv, watching, ws_url
+from tests.support import api as support
+from tests.support.api import recv, watching, ws_url
+from tests.support.procs import Proc
 
 CACHE_SECONDS = 2.0
 
@@ -41,7 +42,7 @@ async def refused_within(client: httpx.AsyncClient, seconds: float) -> float:
 
 
 @pytest.fixture(scope="module")
-async def cached_api(api_dsn: str, logs: Path) -> AsyncIterator[support.ApiProcess]:
+async def cached_api(api_dsn: str, logs: Path) -> AsyncIterator[Proc]:
     async with support.running_api(
         api_dsn, logs, api_tenant_cache_seconds=CACHE_SECONDS
     ) as server:
@@ -49,7 +50,7 @@ async def cached_api(api_dsn: str, logs: Path) -> AsyncIterator[support.ApiProce
 
 
 async def test_disabling_a_tenant_closes_its_sockets_as_soon_as_http_refuses_it(
-    cached_api: support.ApiProcess, api_pool: db.Pool
+    cached_api: Proc, api_pool: db.Pool
 ) -> None:
     gone = await support.tenant_with_key(api_pool)
     other = await support.tenant_with_key(api_pool)
@@ -82,7 +83,7 @@ async def test_disabling_a_tenant_closes_its_sockets_as_soon_as_http_refuses_it(
 
 
 async def test_deleting_a_tenant_closes_its_sockets_with_4401(
-    api: support.ApiProcess, api_pool: db.Pool
+    api: Proc, api_pool: db.Pool
 ) -> None:
     gone = await support.tenant_with_key(api_pool)
     async with watching(ws_url(api, support.mint(gone.id))) as ws:
@@ -95,7 +96,7 @@ async def test_deleting_a_tenant_closes_its_sockets_with_4401(
 
 
 async def test_the_admins_socket_is_not_closed_by_a_tenant_going_away(
-    api: support.ApiProcess, api_pool: db.Pool, client_a: httpx.AsyncClient
+    api: Proc, api_pool: db.Pool, client_a: httpx.AsyncClient
 ) -> None:
     gone = await support.tenant_with_key(api_pool)
     async with (

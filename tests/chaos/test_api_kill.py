@@ -22,8 +22,9 @@ import pytest
 from jobqueue import db
 from jobqueue.db import jobs
 from jobqueue.models import TenantId
-from tests.api.support import ApiProcess, bearer, start_api, tenant_with_key, token
-from tests.chaos.procs import until
+from tests.support.api import bearer, start_api, tenant_with_key, token
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -35,7 +36,7 @@ API_BACKENDS = "SELECT pid, state, query FROM pg_stat_activity WHERE application
     "'jobqueue-api' AND pid <> pg_backend_pid()"
 
 
-def request_bytes(api: ApiProcess, access: str, body: bytes) -> tuple[bytes, bytes]:
+def request_bytes(api: Proc, access: str, body: bytes) -> tuple[bytes, bytes]:
     host = api.url.removeprefix("http://")
     head = (f"POST /v1/jobs/batch HTTP/1.1\r\nHost: {host}\r\n"
             f"Authorization: Bearer {access}\r\nContent-Type: application/json\r\n"
@@ -59,7 +60,7 @@ async def stored(admin: db.Executor, tenant: TenantId, prefix: str) -> int:
 
 
 async def kill_mid_batch(
-    api: ApiProcess, access: str, body: bytes, when: str | float, admin: db.Executor
+    api: Proc, access: str, body: bytes, when: str | float, admin: db.Executor
 ) -> None:
     host, port = api.url.removeprefix("http://").split(":")
     head, payload = request_bytes(api, access, body)
@@ -73,18 +74,19 @@ async def kill_mid_batch(
             writer.write(head + payload)
             await writer.drain()
             if when == "insert":
-                await until(lambda: batch_insert_running(admin), 20,
-                            "the batch's INSERT to run", interval=0.001)
+                await eventually(lambda: batch_insert_running(admin), timeout=20,
+                                 what="the batch's INSERT to run",
+                                 interval=0.001)
             else:
                 assert isinstance(when, float)
                 await asyncio.sleep(when)
-        api.process.kill()
-        await asyncio.to_thread(api.process.wait, 10)
+        await asyncio.to_thread(api.kill)
     finally:
         writer.close()
     # A statement already running finishes (it commits or rolls back) and
     # its backend exits; only then is the outcome settled.
-    await until(lambda: _no_api_backends(admin), 30, "the dead API's backends to go")
+    await eventually(lambda: _no_api_backends(admin),
+                     timeout=30, what="the dead API's backends to go")
 
 
 async def _no_api_backends(admin: db.Executor) -> bool:

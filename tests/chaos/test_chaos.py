@@ -41,7 +41,8 @@ from jobqueue.embedded import EmbeddedPostgres
 from jobqueue.models import Job, JobId, JobStatus, NewJob, TenantId, TenantQuotas
 from tests.chaos import netns
 from tests.chaos.handlers import Executions
-from tests.chaos.procs import Proc, until
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 SEED = 20261129
 JOBS = 10_000
@@ -275,9 +276,11 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
     unexpected: list[str] = []
     killed: set[Proc] = set()
     counts = {"kills": 0, "stops": 0, "restarts": 0, "terminations": 0, "partitions": 0}
-    await until(lambda: all(worker_id(w) for w in every_worker), 60, "the workers to start")
-    await until(lambda: any(e.get("event") == "became leader" for e in reaper.events()), 30,
-                "the reaper to lead")
+    await eventually(lambda: all(worker_id(w) for w in every_worker),
+                     timeout=60, what="the workers to start")
+    await eventually(lambda: any(e.get("event") == "became leader" for e in reaper.events()),
+                     timeout=30,
+                     what="the reaper to lead")
 
     # Jobs become ready evenly over WINDOW seconds from now: the schedule
     # below always meets a queue with work, and the drain ends soon after.
@@ -322,7 +325,8 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
         stopped = workers[0]
         stopped_id = worker_id(stopped)
         await at(1)
-        await until(lambda: held_by(pool, tenant, stopped_id), 20, "worker0 to hold jobs")
+        await eventually(lambda: held_by(pool, tenant, stopped_id),
+                         timeout=20, what="worker0 to hold jobs")
         stopped.signal(signal.SIGSTOP)
         counts["stops"] += 1
         stopped_at = time.time()
@@ -335,8 +339,9 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
         if isinstance(link, netns.Link):
             # While a handler runs: it finishes during the partition, so its
             # ack is sent into the void and lands, late, after the heal.
-            await until(lambda: mid_run(pool, tenant, cutoff_id, record), 20,
-                        "the namespaced worker to be running a handler", interval=0.1)
+            await eventually(lambda: mid_run(pool, tenant, cutoff_id, record), timeout=20,
+                             what="the namespaced worker to be running a handler",
+                             interval=0.1)
             link.cut()
             counts["partitions"] += 1
             cut_at = time.time()
@@ -374,7 +379,7 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
         await kill_and_restart(rng.choice(workers[1:]), rng.uniform(0.2, 1.0))
         assert await unfinished() > 0, "the run finished before the last kill"
         # 5. Everything settles.
-        await until(lambda: _zero(unfinished), 150, "every job to finish")
+        await eventually(lambda: _zero(unfinished), timeout=150, what="every job to finish")
         await at(time.monotonic() - began)
         if cutoff is not None:
             # Its late statements land (TCP retransmits after the heal) and
@@ -383,8 +388,8 @@ async def test_10000_jobs_survive_kills_stops_restarts_terminations_and_a_partit
             late_acks = {str(j) for j, a in cut_held.items()
                          if ran.ended_at.get((str(j), a), healed_at) < healed_at}
             assert late_acks, "no handler of the namespaced worker finished while cut off"
-            await until(lambda: late_acks <= dropped_results(cutoff), 30,
-                        "the namespaced worker's late acks to be refused")
+            await eventually(lambda: late_acks <= dropped_results(cutoff), timeout=30,
+                             what="the namespaced worker's late acks to be refused")
     finally:
         codes = {p.name: p.stop() for p in procs if p.alive()}
         elapsed = time.monotonic() - began

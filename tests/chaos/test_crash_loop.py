@@ -15,7 +15,7 @@ from jobqueue.db import jobs
 from jobqueue.models import JobStatus, NewJob
 from tests import factories
 from tests.chaos.handlers import Executions
-from tests.chaos.procs import Proc
+from tests.support.procs import Proc
 
 pytestmark = pytest.mark.timeout(120)
 

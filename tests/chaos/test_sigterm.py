@@ -15,7 +15,8 @@ from jobqueue import db
 from jobqueue.db import jobs
 from jobqueue.models import JobId, JobStatus, NewJob
 from tests import factories
-from tests.chaos.procs import Proc, until
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,7 +40,7 @@ async def test_sigterm_finishes_short_jobs_and_releases_long_ones(
     long = await submit(pool, t.id, 120, 2)
     worker = Proc("worker", ["worker", "--concurrency", "4", "--grace-seconds", "3"],
                   dsn=dsn, logdir=tmp_path).start()
-    await until(lambda: running(pool, 4), 30, "four running jobs")
+    await eventually(lambda: running(pool, 4), timeout=30, what="four running jobs")
     worker.signal(signal.SIGTERM)
     began = time.monotonic()
     code = await asyncio.to_thread(worker.wait, 20)
@@ -65,7 +66,7 @@ async def test_sigterm_exits_as_soon_as_running_jobs_finish(
     ids = await submit(pool, t.id, 1.5, 3)
     worker = Proc("worker", ["worker", "--grace-seconds", "30"], dsn=dsn,
                   logdir=tmp_path).start()
-    await until(lambda: running(pool, 3), 30, "three running jobs")
+    await eventually(lambda: running(pool, 3), timeout=30, what="three running jobs")
     began = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(worker.wait, 20) == 0
@@ -83,7 +84,7 @@ async def test_a_stuck_sync_handler_does_not_keep_the_process_alive(
     assert not isinstance(job, Exception)
     worker = Proc("worker", ["worker", "--grace-seconds", "1", "--handlers",
                              "tests.chaos.handlers"], dsn=dsn, logdir=tmp_path).start()
-    await until(lambda: running(pool, 1), 30, "the job to run")
+    await eventually(lambda: running(pool, 1), timeout=30, what="the job to run")
     began = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert await asyncio.to_thread(worker.wait, 20) == 0

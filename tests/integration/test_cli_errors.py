@@ -24,8 +24,8 @@ from jobqueue import db
 from jobqueue.models import TenantId
 from jobqueue.validation import MAX_JSON_DEPTH
 from tests import factories
-from tests.chaos.procs import REPO
 from tests.conftest import PgServer, create_database, drop_database
+from tests.support.procs import REPO
 
 TENANT = "acme"
 MISSING_JOB = "00000000-0000-0000-0000-000000000000"

@@ -12,7 +12,8 @@ from jobqueue import db
 from jobqueue.db import jobs
 from jobqueue.models import JobId, JobStatus
 from tests import factories
-from tests.chaos.procs import Proc, until
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 MARK = "payload-marker-7f3a"
 BAD_SLEEPS: list[Any] = [
@@ -38,9 +39,10 @@ async def test_sleep_errors_and_their_log_lines_hold_no_payload(
             found = [await jobs.get(pool, job_id=JobId(i)) for i in ids]
             return all(j.status == JobStatus.DLQ for j in found)
 
-        await until(all_dead, 60, "every bad sleep job in the DLQ")
-        await until(lambda: len([e for e in worker.events() if e.get("event") == "job failed"])
-                    >= len(ids), 10, "a 'job failed' line per job")
+        await eventually(all_dead, timeout=60, what="every bad sleep job in the DLQ")
+        await eventually(lambda: len([e for e in worker.events() if e.get("event") == "job failed"])
+                         >= len(ids), timeout=10,
+                         what="a 'job failed' line per job")
     finally:
         worker.stop()
     failed = [e for e in worker.events() if e.get("event") == "job failed"]

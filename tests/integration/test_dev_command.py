@@ -22,7 +22,8 @@ import pytest
 from jobqueue import db
 from jobqueue.db import jobs
 from jobqueue.models import JobId, JobStatus, NewJob, TenantId
-from tests.chaos.procs import REPO, wait_until
+from tests.support.procs import REPO
+from tests.support.wait import eventually_sync
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -106,7 +107,7 @@ async def test_dev_restarts_a_dead_child_serves_the_api_and_stops_on_ctrl_c(
     dsn: str, pool: db.Pool
 ) -> None:
     with dev("--demo-jobs", "2", "--api-port", "0", dsn=dsn) as d:
-        wait_until(lambda: d.find("demo done"), 90, "the demo")
+        eventually_sync(lambda: d.find("demo done"), timeout=90, what="the demo")
         assert "demo done: all succeeded" in d.text
         pids = d.pids()
         url = d.find(r"HTTP API on (http://\S+)")
@@ -129,8 +130,10 @@ async def test_dev_restarts_a_dead_child_serves_the_api_and_stops_on_ctrl_c(
 
         # A worker that dies is restarted, and the new one runs jobs.
         os.kill(pids["worker"], signal.SIGKILL)
-        wait_until(lambda: d.find(r"worker exited with -9; restarting"), 20, "a restart")
-        wait_until(lambda: d.text.count("worker starting") >= 2, 30, "the new worker")
+        eventually_sync(lambda: d.find(r"worker exited with -9; restarting"),
+                        timeout=20, what="a restart")
+        eventually_sync(lambda: d.text.count("worker starting") >= 2,
+                        timeout=30, what="the new worker")
         [again] = await jobs.submit_many(pool, tenant_id=TenantId("demo"),
                                          jobs=[NewJob(type="echo")])
         assert not isinstance(again, Exception)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.chaos.procs import REPO
+from tests.support.procs import REPO
 
 OWNER = """
 import time

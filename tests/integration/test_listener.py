@@ -18,7 +18,7 @@ async def test_it_hears_events_and_reconnects_after_its_backend_is_killed(
 ) -> None:
     payloads: list[str] = []
     connects: list[int] = []
-    listener = Listener(dsn, on_event=payloads.append,
+    listener = Listener(dsn=dsn, on_event=payloads.append,
                         on_connect=lambda: connects.append(1), component="test",
                         log=obslog.get_logger("test"), application_name="listener-test",
                         ping_seconds=0.2)

@@ -12,8 +12,8 @@ from jobqueue.db import jobs, queues
 from jobqueue.models import JobId, JobStatus, NewJob
 from jobqueue.worker.handlers import JobContext
 from tests import factories
-from tests.integration.test_worker import fresh_queue, registry_with, running, settled
-from tests.integration.test_worker_cli import cli
+from tests.support.cli import cli
+from tests.support.worker import fresh_queue, registry_with, running, settled
 
 
 async def test_a_worker_dead_letters_after_the_queues_default_attempts(

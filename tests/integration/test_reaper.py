@@ -9,9 +9,9 @@ from jobqueue import db
 from jobqueue.db import jobs, leaders, leases
 from jobqueue.models import JobId, JobStatus, WorkerId
 from jobqueue.observability import logging as obslog
-from jobqueue.process.service import WhileLeader, run_forever
+from jobqueue.process.service import WhileLeader
 from jobqueue.reaper.leader import Leadership, PostgresElector
-from jobqueue.reaper.reaper import Reaper
+from jobqueue.reaper.reaper import Reaper, ReapResult
 from jobqueue.settings import ReaperSettings
 from tests import factories
 from tests.support.wait import eventually
@@ -132,42 +132,45 @@ async def test_a_stop_during_an_acquire_still_hands_the_lease_back(pool: db.Pool
 
 
 async def test_a_reaper_that_loses_leadership_stops_reaping_at_once(pool: db.Pool) -> None:
+    """Stepped one pass at a time: the election and the reaper never run on
+    their own here, so nothing happens between the steps."""
     t = await factories.tenant(pool)
     mine = PostgresElector(pool, name="reaper-test", identity="me", lease_seconds=2)
     ship = Leadership(mine, log=log)
     r = reaper(pool, interval_seconds=0.05)
-    tasks = [asyncio.create_task(ship.run()),
-             asyncio.create_task(run_forever(WhileLeader(r, ship), log=log))]
-    try:
-        await eventually(lambda: ship.is_leader, timeout=5, what="leadership")
-        # Leading: an expired lease is reaped within a pass or two.
-        await factories.submit(pool, t.id)
-        [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
-                                 lease_seconds=0.1)
-        await _until_status(pool, h.job_id, JobStatus.QUEUED)
-        # Someone else takes over (our lease is made to end, as if it expired).
-        await leaders.release(pool, name="reaper-test", candidate="me")
-        other = await leaders.acquire_or_renew(pool, name="reaper-test", candidate="other",
-                                               lease_seconds=30)
-        assert other.holder == "other"
-        # The next renewal sees the new holder.
-        await eventually(lambda: not ship.is_leader, timeout=2, what="leadership lost")
-        [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
-                                 lease_seconds=0.1)
-        await asyncio.sleep(1.0)
-        assert (await jobs.get(pool, job_id=h.job_id)).status is JobStatus.RUNNING
-        assert r.totals["requeued"] == 1
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    gated = WhileLeader(r, ship)
+    assert await ship.run_once() is True
+    # Leading: an expired lease is reaped by the next pass.
+    await factories.submit(pool, t.id)
+    [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
+                             lease_seconds=0.1)
+    await _expired(pool, h.job_id)
+    assert (await gated.run_once()) == ReapResult(requeued=1)
+    assert (await jobs.get(pool, job_id=h.job_id)).status is JobStatus.QUEUED
+    # Someone else takes over (our lease is made to end, as if it expired).
+    await leaders.release(pool, name="reaper-test", candidate="me")
+    other = await leaders.acquire_or_renew(pool, name="reaper-test", candidate="other",
+                                           lease_seconds=30)
+    assert other.holder == "other"
+    # The next renewal sees the new holder; from then on no pass reaps.
+    assert await ship.run_once() is False
+    [h] = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=1,
+                             lease_seconds=0.1)
+    await _expired(pool, h.job_id)
+    assert await gated.run_once() is None
+    assert (await jobs.get(pool, job_id=h.job_id)).status is JobStatus.RUNNING
+    assert r.totals["requeued"] == 1
 
 
-async def _until_status(pool: db.Pool, job_id: JobId, status: JobStatus) -> None:
-    async def reached() -> bool:
-        return (await jobs.get(pool, job_id=job_id)).status is status
+async def _expired(pool: db.Pool, job_id: JobId) -> None:
+    """Until the job's lease has expired on the database clock."""
+    until = (await jobs.get(pool, job_id=job_id)).lease_expires_at
+    assert until is not None
 
-    await eventually(reached, timeout=5, what=f"status {status}")
+    async def expired() -> bool:
+        return bool(await pool.fetchval("SELECT now() > $1", until))
+
+    await eventually(expired, timeout=5, what="the lease to expire")
 
 
 async def test_two_reapers_at_once_take_each_expired_lease_once(pool: db.Pool) -> None:

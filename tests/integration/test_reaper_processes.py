@@ -15,7 +15,8 @@ from jobqueue import db
 from jobqueue.db import leaders, leases
 from jobqueue.models import WorkerId
 from tests import factories
-from tests.chaos.procs import REPO, Proc, until
+from tests.support.procs import REPO, Proc
+from tests.support.wait import eventually
 
 LEASE = 3.0
 SLACK = 0.4  # this test's polling and process scheduling on a busy 2-core machine
@@ -46,9 +47,10 @@ async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
         for i in range(3)
     ]
     try:
-        await until(lambda: all(identity_of(p) for p in procs), 20, "three reapers")
+        await eventually(lambda: all(identity_of(p) for p in procs),
+                         timeout=20, what="three reapers")
         ids = {identity_of(p): p for p in procs}
-        await until(lambda: holder(pool), 10, "a leader")
+        await eventually(lambda: holder(pool), timeout=10, what="a leader")
         # Watch for two lease periods: always exactly one leader, the same one.
         seen = set()
         for _ in range(20):
@@ -71,14 +73,16 @@ async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
             return h if h is not None and h[0] != leader_id else None
 
         # The row names a new holder; that process says so in its log too.
-        new_id, new_transitions = await until(successor_row, LEASE * 2, "a new holder")
+        new_id, new_transitions = await eventually(successor_row,
+                                                   timeout=LEASE * 2, what="a new holder")
         handover = time.monotonic() - killed_at
         print(f"\nhandover after SIGKILL: {handover:.2f} s (lease {LEASE} s)")
         assert handover < LEASE + SLACK, handover
         assert new_transitions == transitions + 1
         successor = ids[new_id]
         assert successor is not leader
-        await until(lambda: became_leader(successor) == 1, 2, "the successor's log")
+        await eventually(lambda: became_leader(successor) == 1,
+                         timeout=2, what="the successor's log")
         others = [p for p in procs if p not in (leader, successor)]
         assert [became_leader(p) for p in others] == [0]
     finally:

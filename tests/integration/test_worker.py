@@ -4,82 +4,18 @@ backoff, timeouts, lost leases, wake-up by NOTIFY and graceful stop."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
-
-from prometheus_client import REGISTRY
 
 from jobqueue import db
 from jobqueue.db import jobs
-from jobqueue.models import Job, JobId, JobStatus, NewJob, TenantId
+from jobqueue.models import JobId, JobStatus
 from jobqueue.settings import DatabaseSettings, WorkerSettings
-from jobqueue.worker import handlers
-from jobqueue.worker.handlers import JobContext, Registry
+from jobqueue.worker.handlers import JobContext
 from jobqueue.worker.worker import Worker
 from tests import factories
-
-_queues = itertools.count()
-
-
-def fresh_queue() -> str:
-    # Metrics are process-wide; a queue of its own keeps each test's counts apart.
-    return f"wq-{next(_queues)}-{int(time.time() * 1000) % 100000}"
-
-
-@asynccontextmanager
-async def running(
-    dsn: str, registry: Registry, *, listen: bool = True, **settings: Any
-) -> AsyncIterator[Worker]:
-    worker = Worker(
-        dsn=dsn,
-        settings=WorkerSettings(**settings),
-        registry=registry,
-        database=DatabaseSettings(listen=listen),
-    )
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        assert await asyncio.wait_for(task, 30) == 0
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
-async def settled(pool: db.Pool, ids: list[JobId], timeout: float = 15.0) -> list[Job]:
-    async def done() -> bool:
-        got = [await jobs.get(pool, job_id=i) for i in ids]
-        return all(j.status.finished for j in got)
-
-    await until(done, timeout)
-    return [await jobs.get(pool, job_id=i) for i in ids]
-
-
-def registry_with(**fns: Callable[..., Any]) -> Registry:
-    reg = Registry()
-    for name, fn in fns.items():
-        reg.add(name.replace("_", "-"), fn)
-    return handlers.load("", registry=reg)
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def submit(pool: db.Pool, tenant: TenantId, n: int, **kw: Any) -> list[JobId]:
-    res = await jobs.submit_many(
-        pool, tenant_id=tenant, jobs=[NewJob(**{"type": "echo", "data": {"i": i}, **kw})
-                                      for i in range(n)],
-    )
-    return [r.job.id for r in res if not isinstance(r, Exception)]
+from tests.support.wait import eventually
+from tests.support.worker import counter, fresh_queue, registry_with, running, settled, submit
 
 
 async def test_jobs_run_and_are_acked_with_their_results(dsn: str, pool: db.Pool) -> None:
@@ -142,7 +78,8 @@ async def test_a_retry_waits_for_its_backoff_on_the_database_clock(
     # base = cap = 1.5 s: the delay is uniform in [0, 1.5 s).
     async with running(dsn, registry_with(once=once), queue=q, poll_seconds=0.05,
                        backoff_base_seconds=1.5, backoff_cap_seconds=1.5):
-        await until(lambda: _status_is(pool, jid, JobStatus.QUEUED))
+        await eventually(lambda: _status_is(pool, jid, JobStatus.QUEUED), timeout=15,
+                         what="the job queued again")
         queued = await jobs.get(pool, job_id=jid)
         [job] = await settled(pool, [jid])
     assert job.status is JobStatus.SUCCEEDED and job.attempt == 2
@@ -279,7 +216,8 @@ async def test_graceful_stop_finishes_short_jobs_and_releases_long_ones(
     worker = Worker(dsn=dsn, settings=WorkerSettings(queue=q, grace_seconds=1.5),
                     registry=registry_with(), database=DatabaseSettings())
     task = asyncio.create_task(worker.run())
-    await until(lambda: _count(pool, q, JobStatus.RUNNING, 4))
+    await eventually(lambda: _count(pool, q, JobStatus.RUNNING, 4), timeout=15,
+                     what="four running jobs")
     began = time.monotonic()
     worker.request_stop()
     assert await asyncio.wait_for(task, 15) == 0

@@ -10,51 +10,17 @@ start-up check runs as a real process.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from unittest import mock
 
 from jobqueue import apikeys, db
-from jobqueue import cli as jobqueue_cli
 from jobqueue.db import jobs, tenants
 from jobqueue.models import JobId, JobStatus, TenantId, TenantQuotas
-from tests.chaos.procs import REPO
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli(dsn: str, *args: str, stdin: str | None = None) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-
-    def call() -> int:
-        try:
-            return jobqueue_cli.main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            return int(exc.code or 0)
-
-    env = {k: v for k, v in os.environ.items() if k != "JOBQUEUE_TENANT"}
-    env["DATABASE_URL"] = dsn
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        mock.patch.object(sys, "stdin", io.StringIO(stdin or "")),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        ThreadPoolExecutor(1) as thread,
-    ):
-        code = thread.submit(call).result(timeout=60)
-    return Result(code, out.getvalue(), err.getvalue())
+from tests.support.cli import cli
+from tests.support.procs import REPO
 
 
 async def test_tenant_create_prints_a_working_key_once(dsn: str, pool: db.Pool) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from jobqueue import db
 from jobqueue.models import JobId, JobStatus, TenantId
 from tests import factories
-from tests.integration.test_worker import registry_with, running, settled, submit
+from tests.support.worker import registry_with, running, settled, submit
 
 
 async def test_a_worker_drains_100_jobs_a_lease_of_the_longest_names(

@@ -24,7 +24,7 @@ from jobqueue.db import jobs
 from jobqueue.models import JobStatus, NewJob
 from jobqueue.worker.handlers import JobContext, PermanentFailure
 from tests import factories
-from tests.integration.test_worker import fresh_queue, registry_with, running, settled
+from tests.support.worker import fresh_queue, registry_with, running, settled
 
 MARK = "\N{REPLACEMENT CHARACTER}"
 

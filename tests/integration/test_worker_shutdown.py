@@ -14,7 +14,7 @@ from jobqueue.models import JobStatus, Lease
 from jobqueue.settings import DatabaseSettings, WorkerSettings
 from jobqueue.worker.worker import Worker
 from tests import factories
-from tests.integration.test_worker import fresh_queue, registry_with, submit
+from tests.support.worker import fresh_queue, registry_with, submit
 
 
 async def test_a_stop_during_a_lease_leaves_no_job_leased(

@@ -14,7 +14,7 @@ from jobqueue.models import Lease
 from jobqueue.observability import logging as obslog
 from jobqueue.worker.wakeup import Wakeup
 from tests import factories
-from tests.integration.test_worker import fresh_queue, registry_with, running, settled, submit
+from tests.support.worker import fresh_queue, registry_with, running, settled, submit
 
 
 @pytest.fixture

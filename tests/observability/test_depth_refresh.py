@@ -60,7 +60,7 @@ async def test_refresh_service_counts_database_errors_and_keeps_running(dsn: str
     await conn.close()  # every query on it now fails like a lost database
     key = ("database_errors_total", (("component", "depth-test"),))
     before = scrape().get(key, 0.0)
-    refresh = DepthRefresh(conn, component="depth-test", interval=0.01)
+    refresh = DepthRefresh(conn=conn, component="depth-test", interval=0.01)
     refresh.retry_base_seconds = refresh.retry_cap_seconds = 0.01
     task = asyncio.create_task(run_forever(refresh, log=obslog.get_logger("test")))
     try:
@@ -74,7 +74,7 @@ async def test_one_pass_sets_the_gauges_and_feeds_the_snapshot(pool: db.Pool) ->
     t = await factories.tenant(pool)
     await factories.backlog(pool, t.id, 3)
     seen: list[int] = []
-    refresh = DepthRefresh(pool, component="depth-test", timeout=5,
+    refresh = DepthRefresh(conn=pool, component="depth-test", timeout=5,
                            on_rows=lambda rows: seen.append(len(rows)))
     assert await refresh.run_once() == seen[0] >= 1
     assert depth(t.id) == 3

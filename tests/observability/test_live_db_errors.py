@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from jobqueue import db
-from tests.api import support
 from tests.observability import procs
 from tests.observability.procs import value
+from tests.support import api as support
+from tests.support.proxy import TcpProxy
+from tests.support.wait import eventually
 
 
 async def test_an_outage_counts_database_errors_and_recovery_stops_them(
     pool: db.Pool, dsn: str, tmp_path: Path
 ) -> None:
-    port = urlsplit(dsn).port
-    assert port is not None
-    proxy = support.Proxy(port)
-    await proxy.restore()
+    proxy = TcpProxy.to(dsn)
     tenant = await support.tenant_with_key(pool)
-    env = procs.base_env(proxy.dsn(dsn), JOBQUEUE_API_JWT_SECRET=support.JWT_SECRET,
+    env = procs.base_env(proxy.dsn_via(dsn), JOBQUEUE_API_JWT_SECRET=support.JWT_SECRET,
                          JOBQUEUE_API_DEPTH_REFRESH_SECONDS="0.2")
     api = await procs.start_api(env, tmp_path)
     try:
@@ -34,7 +32,7 @@ async def test_an_outage_counts_database_errors_and_recovery_stops_them(
             _, s = await procs.scrape(api)
             assert value(s, "database_errors_total", component="api") == 0
 
-            await proxy.cut()
+            proxy.cut()
             assert [await submit() for _ in range(3)] == [503] * 3
             _, s = await procs.scrape(api)
             # Each refused request counts, and so do the depth refresher's ticks.
@@ -42,12 +40,12 @@ async def test_an_outage_counts_database_errors_and_recovery_stops_them(
             assert value(s, "api_requests_total", method="POST", endpoint="/v1/jobs",
                          status="503") == 3
 
-            await proxy.restore()
+            proxy.restore()
 
             async def back() -> bool:
                 return await submit() == 201
 
-            await procs.eventually(back, what="the API serves again")
+            await eventually(back, what="the API serves again")
             _, before = await procs.scrape(api)
             assert await submit() == 201
             _, after = await procs.scrape(api)
@@ -55,4 +53,4 @@ async def test_an_outage_counts_database_errors_and_recovery_stops_them(
                 before, "database_errors_total", component="api")
     finally:
         api.stop()
-        await proxy.cut()
+        proxy.stop()

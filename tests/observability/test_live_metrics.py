@@ -17,10 +17,12 @@ import httpx
 from jobqueue import db
 from jobqueue.db import leases
 from jobqueue.models import WorkerId
-from tests.api import support
 from tests.observability import procs
 from tests.observability.procs import present, value
 from tests.observability.promlint import lint
+from tests.support import api as support
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -46,8 +48,8 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
         JOBQUEUE_API_DEPTH_REFRESH_SECONDS="0.2",
     )
     api = await procs.start_api(env, tmp_path)
-    worker: procs.Proc | None = None
-    reaper: procs.Proc | None = None
+    worker: Proc | None = None
+    reaper: Proc | None = None
     try:
         async with support.authed(api.url, tenant) as client:
             normal = [
@@ -83,7 +85,7 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
                 _, s = await procs.scrape(api)
                 return value(s, "job_queue_depth", tenant_id=t, queue="default") == n
 
-            await procs.eventually(lambda: depth_is(6), what="depth 6")
+            await eventually(lambda: depth_is(6), what="depth 6")
             _, s = await procs.scrape(api)
             assert value(s, "job_queue_oldest_ready_age_seconds", tenant_id=t,
                          queue="default") > 0
@@ -101,7 +103,7 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
                 _, r = await procs.scrape(reaper)  # type: ignore[union-attr]
                 return value(r, "lease_expired_total", tenant_id=t) == 1
 
-            await procs.eventually(reaped, what="one expired lease")
+            await eventually(reaped, what="one expired lease")
             rtext, r = await procs.scrape(reaper)
             assert value(r, "jobs_completed_total", tenant_id=t, status="dlq") == 0  # requeued
             assert value(r, "job_queue_depth", tenant_id=t, queue="expiring") == 1
@@ -121,7 +123,7 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
                 return value(w, "worker_busy_slots", queue="default") == 3
 
             # Four one-second jobs on three slots: all three are busy for a while.
-            await procs.eventually(busy, what="three busy slots")
+            await eventually(busy, what="three busy slots")
 
             async def drained() -> bool:
                 _, w = await procs.scrape(worker)  # type: ignore[union-attr]
@@ -130,7 +132,7 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
                     and value(w, "jobs_completed_total", tenant_id=t, status="dlq") == 1
                 )
 
-            await procs.eventually(drained, what="five succeeded and one dead-lettered")
+            await eventually(drained, what="five succeeded and one dead-lettered")
             wtext, w = await procs.scrape(worker)
             (acquired,) = [v for (n, _), v in w.items() if n == "lease_acquired_total"]
             assert acquired == 6
@@ -144,7 +146,7 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
             assert value(w, "jobs_submitted_total", tenant_id=t, priority="normal") == 0
 
             # Depth comes down: nothing queued; the DLQ keeps the series alive at 0.
-            await procs.eventually(lambda: depth_is(0), what="depth back to 0")
+            await eventually(lambda: depth_is(0), what="depth back to 0")
             _, s = await procs.scrape(api)
             assert value(s, "job_queue_jobs", tenant_id=t, queue="default", status="dlq") == 1
             assert value(s, "job_queue_oldest_ready_age_seconds", tenant_id=t,
@@ -158,5 +160,5 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
     finally:
         for proc in (worker, reaper):
             if proc is not None:
-                assert proc.stop() == 0, proc.stderr()
+                assert proc.stop() == 0, proc.text()
         api.stop()

@@ -17,17 +17,19 @@ import pytest
 
 from jobqueue import db
 from jobqueue.observability import logging as obslog
-from tests.api import support
 from tests.conftest import PgServer, create_database, drop_database
 from tests.observability import procs
+from tests.support import api as support
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 WORKER_SPANS = ("acquire_lease", "execute_job", "ack_job")
 
 
 @dataclass
 class Run:
-    api: procs.Proc
-    worker: procs.Proc
+    api: Proc
+    worker: Proc
     tenant: support.TenantKey
     token: str
     job_id: str  # succeeded, after the handler logged carelessly
@@ -48,7 +50,7 @@ async def run(
     dsn = pg_server.dsn_for(name)
     log_dir = tmp_path_factory.mktemp("traced")
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
-    started: list[procs.Proc] = []
+    started: list[Proc] = []
     try:
         tenant = await support.tenant_with_key(pool)
         env = procs.base_env(dsn, JOBQUEUE_API_JWT_SECRET=support.JWT_SECRET,
@@ -68,9 +70,9 @@ async def run(
                 got = [(await client.get(f"/v1/jobs/{i}")).json() for i in (job_id, failed_id)]
                 return [j["status"] for j in got] == ["succeeded", "dlq"]
 
-            await procs.eventually(finished, what="both jobs finished")
+            await eventually(finished, what="both jobs finished")
         # SIGTERM flushes the span processors: every span is on stdout after.
-        assert worker.stop() == 0, worker.stderr()
+        assert worker.stop() == 0, worker.text()
         api.stop()
         yield Run(api, worker, tenant, token, job_id, failed_id)
     finally:
@@ -80,7 +82,7 @@ async def run(
         await drop_database(pg_server, name)
 
 
-def spans_of(proc: procs.Proc, job_id: str) -> dict[str, dict[str, Any]]:
+def spans_of(proc: Proc, job_id: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for s in proc.spans():
         if s["attributes"].get("job_id") == job_id:
@@ -148,7 +150,7 @@ def test_job_log_lines_are_json_carry_the_bound_ids_and_no_secrets(run: Run) -> 
 
     api_lines = run.api.log_lines()
     assert api_lines, "the API logged nothing"
-    for text in (run.worker.stderr(), run.api.stderr()):
+    for text in (run.worker.text(), run.api.text()):
         assert run.tenant.key not in text
         assert run.token not in text
         assert support.JWT_SECRET not in text

@@ -23,8 +23,8 @@ from jobqueue.settings import ApiSettings, DatabaseSettings, WorkerSettings
 from jobqueue.worker import handlers
 from jobqueue.worker.worker import Worker
 from tests import factories
-from tests.api import support
-from tests.observability.procs import eventually
+from tests.support import api as support
+from tests.support.wait import eventually
 
 WORKER_SPANS = ("acquire_lease", "execute_job", "ack_job")
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -1,4 +1,4 @@
-"""Helpers for operator tests: the operator in a thread, a cuttable TCP proxy, polling.
+"""Helpers for operator tests: the operator in a thread and the clusters it runs on.
 
 Not a conftest: test modules import what they use and build their own
 fixtures from it (tests/operator/conftest.py belongs to the envtest).
@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import kopf
 from kubernetes import client, config
@@ -27,6 +27,8 @@ from kubernetes.client.exceptions import ApiException
 import jobqueue_operator  # noqa: F401  (registers the handlers)
 from jobqueue_operator.settings import OperatorSettings
 from tests.envtest import ControlPlane
+from tests.support import wait
+from tests.support.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "jobqueue.dev", "v1alpha1"
@@ -37,25 +39,12 @@ async def eventually(
     probe: Callable[[], T | Awaitable[T]],
     *,
     timeout: float = 20.0,
-    interval: float = 0.1,
     what: str = "condition",
 ) -> T:
-    """Poll `probe` until it returns something truthy without raising; return that."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = probe()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value  # type: ignore[return-value]
-            last = value
-        except (AssertionError, ApiException, LookupError, OSError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:g}s; last: {last!r}")
-        await asyncio.sleep(interval)
+    """`tests.support.wait.eventually` for cluster state: a probe that fails
+    because the object is not there (yet) is a "not yet"."""
+    return await wait.eventually(probe, timeout=timeout, interval=0.1, what=what,
+                                 ignore=(AssertionError, ApiException, LookupError, OSError))
 
 
 @contextlib.contextmanager
@@ -118,90 +107,6 @@ class OperatorThread:
             raise self._error
 
 
-class TcpProxy:
-    """127.0.0.1:<port> forwarded to a target; `cut()` drops it all, `restore()` undoes that.
-
-    Stands between the operator and Postgres to make the database unreachable
-    without stopping the server the other tests share.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    def start(self) -> TcpProxy:
-        self._thread.start()
-        self.restore()
-        return self
-
-    def _run(self, coro: Awaitable[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)  # type: ignore[arg-type]
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    def cut(self) -> None:
-        self._run(self._close())
-
-    def restore(self) -> None:
-        self._run(self._listen())
-
-    def restore_if_cut(self) -> None:
-        if self._server is None:
-            self.restore()
-
-    def stop(self) -> None:
-        self._run(self._close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def dsn_via(self, dsn: str) -> str:
-        parts = urlsplit(dsn)
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-
-
-def target_of(dsn: str) -> tuple[str, int]:
-    parts = urlsplit(dsn)
-    return parts.hostname or "127.0.0.1", parts.port or 5432
-
-
 @dataclass
 class Running:
     op: OperatorThread
@@ -226,7 +131,7 @@ def operator_running(
     `kubeconfig` lets it run as someone other than the envtest admin.
     """
     namespace = namespace or cluster.namespace("jq-operator")
-    proxy = TcpProxy(*target_of(dsn)).start()
+    proxy = TcpProxy.to(dsn)
     settings = OperatorSettings(
         namespace=namespace,
         status_interval_seconds=1,
@@ -353,3 +258,62 @@ class Cluster:
             namespace,
             client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data),
         )
+
+
+# -- JobQueue resources ----------------------------------------------------------
+
+IMAGE = "registry.example/jobqueue:1.0"
+
+
+def unique(prefix: str = "q") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def jobqueue(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    spec.setdefault("image", IMAGE)
+    return {
+        "apiVersion": "jobqueue.dev/v1alpha1",
+        "kind": "JobQueue",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"team": "payments"}},
+        "spec": spec,
+    }
+
+
+def raw(cluster: Cluster, obj: object) -> dict[str, Any]:
+    """A typed client object as the apiserver's camelCase dict."""
+    return cluster.api.sanitize_for_serialization(obj)  # type: ignore[no-any-return]
+
+
+def deployment(cluster: Cluster, name: str, namespace: str) -> dict[str, Any]:
+    return raw(cluster, cluster.apps.read_namespaced_deployment(name, namespace))
+
+
+def env_of(dep: dict[str, Any]) -> dict[str, Any]:
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+async def until_ready(cluster: Cluster, name: str, namespace: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        cond = cluster.condition("JobQueue", name, namespace=namespace)
+        return cond if cond and cond["status"] == "True" else None
+
+    return await eventually(probe, what=f"JobQueue {name} Ready")
+
+
+async def until_reason(cluster: Cluster, name: str, namespace: str, reason: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        cond = cluster.condition("JobQueue", name, namespace=namespace)
+        return cond if cond and cond["reason"] == reason else None
+
+    return await eventually(probe, what=f"JobQueue {name} {reason}")
+
+
+def external_metric(running: Running, path: str) -> tuple[int, dict[str, Any]]:
+    assert running.metrics_url is not None
+    url = f"{running.metrics_url}/apis/external.metrics.k8s.io/v1beta1{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

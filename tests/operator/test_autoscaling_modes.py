@@ -25,11 +25,14 @@ from jobqueue.embedded import free_port
 from jobqueue.models import NewJob
 from tests import factories
 from tests.envtest import ControlPlane
-from tests.operator.harness import Cluster, Running, eventually, operator_running
-from tests.operator.test_jobqueue_operator import (
+from tests.operator.harness import (
+    Cluster,
+    Running,
     deployment,
+    eventually,
     external_metric,
     jobqueue,
+    operator_running,
     raw,
     unique,
     until_ready,

@@ -8,7 +8,6 @@ ownership, status) and how it reacts to drift and to its database.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,16 +30,24 @@ from jobqueue.models import NewJob, WorkerId
 from tests import factories
 from tests.envtest import ControlPlane
 from tests.operator.harness import (
+    IMAGE,
     Cluster,
     Running,
+    deployment,
+    env_of,
     eventually,
+    external_metric,
+    jobqueue,
     operator_running,
+    raw,
     service_account_kubeconfig,
+    unique,
+    until_ready,
+    until_reason,
 )
 
 pytestmark = pytest.mark.timeout(120)
 
-IMAGE = "registry.example/jobqueue:1.0"
 LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -62,50 +68,6 @@ def ns(cluster: Cluster, running: Running) -> str:
     namespace = cluster.namespace("jq-queues")
     cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
     return namespace
-
-
-def unique(prefix: str = "q") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def jobqueue(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    spec.setdefault("image", IMAGE)
-    return {
-        "apiVersion": "jobqueue.dev/v1alpha1",
-        "kind": "JobQueue",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"team": "payments"}},
-        "spec": spec,
-    }
-
-
-def raw(cluster: Cluster, obj: object) -> dict[str, Any]:
-    """A typed client object as the apiserver's camelCase dict."""
-    return cluster.api.sanitize_for_serialization(obj)  # type: ignore[no-any-return]
-
-
-def deployment(cluster: Cluster, name: str, namespace: str) -> dict[str, Any]:
-    return raw(cluster, cluster.apps.read_namespaced_deployment(name, namespace))
-
-
-def env_of(dep: dict[str, Any]) -> dict[str, Any]:
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
-
-
-async def until_ready(cluster: Cluster, name: str, namespace: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        cond = cluster.condition("JobQueue", name, namespace=namespace)
-        return cond if cond and cond["status"] == "True" else None
-
-    return await eventually(probe, what=f"JobQueue {name} Ready")
-
-
-async def until_reason(cluster: Cluster, name: str, namespace: str, reason: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        cond = cluster.condition("JobQueue", name, namespace=namespace)
-        return cond if cond and cond["reason"] == reason else None
-
-    return await eventually(probe, what=f"JobQueue {name} {reason}")
 
 
 async def test_a_jobqueue_gets_workers_a_reaper_and_exactly_the_rbac_it_needs(
@@ -478,16 +440,6 @@ async def test_status_shows_depth_running_jobs_and_oldest_age(
         return status if ok and status.get("oldestJobAgeSeconds", 0) >= 1 else None
 
     await eventually(counted, what="depth 3, running 1 in status")
-
-
-def external_metric(running: Running, path: str) -> tuple[int, dict[str, Any]]:
-    assert running.metrics_url is not None
-    url = f"{running.metrics_url}/apis/external.metrics.k8s.io/v1beta1{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 async def test_external_metrics_serve_the_depth_the_autoscaler_scales_on(

@@ -18,8 +18,9 @@ from jobqueue.observability import logging as obslog
 from jobqueue.reaper import kube
 from jobqueue.reaper.kube_lease import KubernetesElector
 from jobqueue.reaper.leader import Leadership
-from tests.chaos.procs import Proc, until
 from tests.envtest import ControlPlane
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,7 +77,8 @@ async def test_one_of_three_leads_and_a_clean_stop_hands_over(
     ]
     tasks = [asyncio.create_task(s.run()) for s in ships]
     try:
-        await until(lambda: sum(s.is_leader for s in ships) == 1, 10, "one leader")
+        await eventually(lambda: sum(s.is_leader for s in ships) == 1,
+                         timeout=10, what="one leader")
         for _ in range(15):  # still exactly one across several renewals
             assert sum(s.is_leader for s in ships) == 1
             await asyncio.sleep(LEASE / 10)
@@ -89,8 +91,9 @@ async def test_one_of_three_leads_and_a_clean_stop_hands_over(
         tasks[first].cancel()  # a clean stop: the lease is released at once
         await asyncio.gather(tasks[first], return_exceptions=True)
         began = time.monotonic()
-        await until(lambda: any(s.is_leader for i, s in enumerate(ships) if i != first),
-                    LEASE, "a successor")
+        await eventually(lambda: any(s.is_leader for i, s in enumerate(ships) if i != first),
+                         timeout=LEASE,
+                         what="a successor")
         assert time.monotonic() - began < ships[0].retry_every + 1.0
         spec = await asyncio.to_thread(read_lease, control_plane, name)
         assert spec["holderIdentity"] != f"c{first}" and spec["leaseTransitions"] == 2
@@ -122,8 +125,8 @@ async def test_sigkilled_reaper_process_hands_over_within_the_lease(
         return [sum(e.get("event") == "became leader" for e in p.events()) for p in procs]
 
     try:
-        await until(lambda: len(ids()) == 3, 30, "three reapers")
-        await until(lambda: sum(leaders_logged()) == 1, 15, "a leader")
+        await eventually(lambda: len(ids()) == 3, timeout=30, what="three reapers")
+        await eventually(lambda: sum(leaders_logged()) == 1, timeout=15, what="a leader")
         spec = await asyncio.to_thread(read_lease, control_plane, name)
         by_id = ids()
         leader = by_id[spec["holderIdentity"]]
@@ -139,7 +142,7 @@ async def test_sigkilled_reaper_process_hands_over_within_the_lease(
             holder = s["holderIdentity"]
             return holder if holder and by_id.get(holder) is not leader else None
 
-        new = await until(successor, 3 * LEASE, "a new holder", interval=0.05)
+        new = await eventually(successor, timeout=3 * LEASE, what="a new holder", interval=0.05)
         took = time.monotonic() - killed
         # Followers time the lease from when they saw its last renewal, on
         # their own clock (client-go semantics); the recorded duration leaves
@@ -149,7 +152,7 @@ async def test_sigkilled_reaper_process_hands_over_within_the_lease(
         spec = await asyncio.to_thread(read_lease, control_plane, name)
         assert spec["leaseTransitions"] == transitions + 1
         assert by_id[new] in procs and by_id[new] is not leader
-        await until(lambda: sum(leaders_logged()) == 2, 3, "the successor's log")
+        await eventually(lambda: sum(leaders_logged()) == 2, timeout=3, what="the successor's log")
     finally:
         codes = [p.stop() for p in procs if p.alive()]
     assert codes == [0, 0]

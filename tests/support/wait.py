@@ -11,19 +11,29 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    probe: Callable[[], T | Awaitable[T]],
+    probe: Callable[[], Awaitable[T]], *, timeout: float = ..., interval: float = ...,
+    what: str = ..., ignore: tuple[type[BaseException], ...] = ...,
+) -> T: ...
+@overload
+async def eventually(
+    probe: Callable[[], T], *, timeout: float = ..., interval: float = ...,
+    what: str = ..., ignore: tuple[type[BaseException], ...] = ...,
+) -> T: ...
+async def eventually(
+    probe: Callable[[], Any],
     *,
     timeout: float = 20.0,
     interval: float = 0.05,
     what: str = "condition",
     ignore: tuple[type[BaseException], ...] = (),
-) -> T:
+) -> Any:
     """Call (and await) `probe` until it returns something truthy; return it.
 
     An exception in `ignore` counts as not yet; past `timeout` the last
@@ -37,7 +47,7 @@ async def eventually(
             if inspect.isawaitable(value):
                 value = await value
             if value:
-                return value  # type: ignore[return-value]
+                return value
             last = value
         except ignore as exc:
             last = exc

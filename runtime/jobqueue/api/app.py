@@ -59,15 +59,16 @@ def _background(rt: Runtime, dsn: str, *, listen: bool) -> Coros:
     outage: each retries with backoff (the listener and the depth refresh
     whatever failed, since neither is needed to answer requests)."""
     log = _log()
-    depth = DepthRefresh(rt.pool, component="api", interval=rt.settings.depth_refresh_seconds,
+    depth = DepthRefresh(conn=rt.pool, component="api",
+                         interval=rt.settings.depth_refresh_seconds,
                          timeout=rt.settings.db_timeout_seconds, on_rows=rt.backlog.snapshot)
     tasks: Coros = {
         "depth-refresh": run_forever(depth, log=log),
         "watcher-revalidation": run_forever(Revalidation(rt), log=log),
     }
     if listen:
-        events = Listener(dsn, on_event=rt.hub.publish, on_connect=rt.hub.resync, component="api",
-                          log=log, application_name="jobqueue-api-listen",
+        events = Listener(dsn=dsn, on_event=rt.hub.publish, on_connect=rt.hub.resync,
+                          component="api", log=log, application_name="jobqueue-api-listen",
                           ping_seconds=LISTEN_PROBE_SECONDS, retry_on=(Exception,))
         tasks["event-listener"] = run_forever(events, log=log)
     return tasks

@@ -237,6 +237,20 @@ def get_logger(name: str) -> FilteringBoundLogger:
 _JOB: ContextVar[dict[str, Any] | None] = ContextVar("jobqueue_job", default=None)
 
 
+def wrap_stdlib(logger: logging.Logger | logging.LoggerAdapter[Any]) -> FilteringBoundLogger:
+    """A structlog logger that writes through a stdlib one, as `key=value`
+    text: for code that logs as the runtime does (the process kit) inside a
+    host that owns stdlib logging (kopf, whose per-object logger also posts
+    warnings as Kubernetes Events)."""
+    wrapped: FilteringBoundLogger = structlog.wrap_logger(
+        logger,
+        processors=[redact_secrets, structlog.processors.KeyValueRenderer(
+            key_order=["event"], drop_missing=True)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+    )
+    return wrapped
+
+
 def merge_job(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Processor: the ids `bind_job` bound; what the caller passed wins."""
     job = _JOB.get()

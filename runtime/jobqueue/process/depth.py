@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from jobqueue import db
 from jobqueue.db import stats
@@ -22,25 +23,17 @@ from jobqueue.process.service import Service
 INTERVAL_SECONDS = 5.0
 
 
+@dataclass(eq=False, kw_only=True)
 class DepthRefresh(Service[int]):
+    conn: db.Executor
+    component: str | None
+    interval: float = INTERVAL_SECONDS
+    timeout: float | None = None
+    on_rows: Callable[[Sequence[DepthRow]], None] | None = None
+    published: bool = field(default=False, init=False)
+
     name = "depth-refresh"
     retry_on = (Exception,)
-
-    def __init__(
-        self,
-        conn: db.Executor,
-        *,
-        component: str,
-        interval: float = INTERVAL_SECONDS,
-        timeout: float | None = None,
-        on_rows: Callable[[Sequence[DepthRow]], None] | None = None,
-    ) -> None:
-        self.conn = conn
-        self.component = component
-        self.interval = interval
-        self.timeout = timeout
-        self.on_rows = on_rows
-        self.published = False
 
     async def run_once(self) -> int:
         """Refresh the gauges (and `on_rows`); the number of rows read."""

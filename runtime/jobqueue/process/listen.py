@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from jobqueue import errors
 from jobqueue.db import notify
@@ -26,39 +27,27 @@ CHANNEL = "jobqueue_events"
 PING_SECONDS = 15.0
 
 
+@dataclass(eq=False, kw_only=True)
 class Listener(Service[None]):
     """A pass is one connection's life: open, LISTEN, probe until it breaks."""
+
+    dsn: str
+    on_event: Callable[[str], None]
+    on_connect: Callable[[], None]
+    component: str | None
+    log: Logger
+    application_name: str = "jobqueue-listen"
+    channel: str = CHANNEL
+    ping_seconds: float = PING_SECONDS
+    retry_on: tuple[type[BaseException], ...] = (errors.DatabaseUnavailable, TimeoutError)
+    connections: int = field(default=0, init=False)  # opened so far; for logs and tests
+    _lost: bool = field(default=False, init=False)
 
     name = "listener"
     interval = 0.0  # reconnect at once; a refused connect backs off
     retry_base_seconds = 0.2
     retry_cap_seconds = 5.0
     announce_recovery = False  # said at connect time instead, below
-
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        on_event: Callable[[str], None],
-        on_connect: Callable[[], None],
-        component: str,
-        log: Logger,
-        application_name: str = "jobqueue-listen",
-        channel: str = CHANNEL,
-        ping_seconds: float = PING_SECONDS,
-        retry_on: tuple[type[BaseException], ...] = (errors.DatabaseUnavailable, TimeoutError),
-    ) -> None:
-        self.dsn = dsn
-        self.on_event = on_event
-        self.on_connect = on_connect
-        self.component = component
-        self.log = log
-        self.application_name = application_name
-        self.channel = channel
-        self.ping_seconds = ping_seconds
-        self.retry_on = retry_on
-        self.connections = 0  # opened so far; for the log and for tests
-        self._lost = False
 
     async def run_once(self) -> None:
         handle = await notify.listen(self.dsn, self.channel, self.on_event,

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar, Generic, NoReturn, Protocol, TypeVar
+from collections.abc import Callable
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from jobqueue import errors
 from jobqueue.observability import metrics
@@ -33,9 +34,10 @@ class Service(Generic[R]):
 
     name: str = "service"
     """The task name and the `service` label of `service_errors_total`."""
-    component: str = "service"
+    component: str | None = "service"
     """The process (api, worker, reaper, ...): the `component` label of
-    `database_errors_total`, shared with the process's other database calls."""
+    `database_errors_total`, shared with the process's other database calls;
+    None for a service whose failures are not the database's."""
     interval: float = 1.0
     """Seconds between passes."""
     retry_on: tuple[type[BaseException], ...] = (errors.DatabaseUnavailable, TimeoutError)
@@ -60,18 +62,27 @@ class Service(Generic[R]):
         """Called instead of a pass while the service may not act (not leader)."""
 
 
-async def run_forever(service: Service[R], *, log: Logger) -> NoReturn:
-    """Run `service` pass after pass until cancelled (see the module docstring)."""
+def _never() -> bool:
+    return False
+
+
+async def run_forever(
+    service: Service[R], *, log: Logger, until: Callable[[], bool] = _never
+) -> None:
+    """Run `service` pass after pass until cancelled, or until `until()` is
+    true after a wait (see the module docstring)."""
     log = log.bind(service=service.name)
     backoff = Backoff(base=service.retry_base_seconds, cap=service.retry_cap_seconds)
     # Labelled children looked up once: a busy service passes often.
-    db_errors = metrics.DB_ERRORS.labels(service.component)
+    db_errors = None if service.component is None else metrics.DB_ERRORS.labels(
+        service.component)
     failed = metrics.SERVICE_ERRORS.labels(service.name)
-    while True:
+    while not until():
         try:
             result = await service.run_once()
         except service.retry_on as exc:
-            db_errors.inc()
+            if db_errors is not None:
+                db_errors.inc()
             failed.inc()
             pause = backoff.next()
             if backoff.failures == 1:  # one line per outage, not one per retry

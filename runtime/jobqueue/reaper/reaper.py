@@ -90,7 +90,7 @@ def services(reaper: Reaper, leadership: Leadership, *, log: Logger) -> Coros:
     """The elected reaper's tasks, for `supervise`: stopped last-first, so
     nothing is reaped or exported after leadership is released. The depth
     gauges have one exporter, the leader, so they are never double counted."""
-    depth = DepthRefresh(reaper.conn, component="reaper")
+    depth = DepthRefresh(conn=reaper.conn, component="reaper")
     return {
         "leadership": leadership.run(),
         "reaper": run_forever(WhileLeader(reaper, leadership), log=log),

@@ -149,3 +149,18 @@ async def test_while_leader_wakes_from_its_wait_when_leadership_changes() -> Non
     # A change seen once is not seen again: the next wait lasts its time.
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(gated.wait(60), 0.05)
+
+
+async def test_until_ends_the_loop_after_a_wait_and_no_component_counts_no_database_error(
+) -> None:
+    class KubeDown(Exception):
+        pass
+
+    svc = Scripted("unit-until", [KubeDown("409"), None, None], passes=100)
+    svc.component = None
+    svc.retry_on = (KubeDown,)
+    before = counter("database_errors_total", component="service")
+    await run_forever(svc, log=obslog.get_logger("test"), until=lambda: len(svc.pauses) >= 3)
+    assert svc.calls == 3 and len(svc.pauses) == 3
+    assert counter("service_errors_total", service="unit-until") >= 1
+    assert counter("database_errors_total", component="service") == before

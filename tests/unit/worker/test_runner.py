@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from jobqueue.models import Job, JobId, JobStatus, Lease, LeaseToken, Priority, TenantId, WorkerId
+from jobqueue.models import WorkerId
 from jobqueue.observability import logging as obslog
 from jobqueue.worker import handlers
 from jobqueue.worker.handlers import JobContext, PermanentFailure, Registry
 from jobqueue.worker.runner import Failed, RetryPolicy, Runner, Succeeded
-
-
-def lease(type: str, data: Any = None, *, attempt: int = 1, timeout: int = 300) -> Lease:
-    now = datetime.now(UTC)
-    return Lease(
-        Job(
-            id=JobId(uuid.uuid4()), tenant_id=TenantId("t"), queue="default", type=type,
-            data=data if data is not None else {}, status=JobStatus.LEASED,
-            priority=Priority.NORMAL, attempt=attempt, max_attempts=5,
-            timeout_seconds=timeout, idempotency_key=None, lease_owner=WorkerId("w"),
-            lease_token=LeaseToken(uuid.uuid4()), lease_expires_at=now, scheduled_at=now,
-            created_at=now, leased_at=now, started_at=None, finished_at=None, updated_at=now,
-            last_error=None, errors=[], result=None, trace_context=None,
-        )
-    )
+from tests.factories import lease
 
 
 @pytest.fixture
