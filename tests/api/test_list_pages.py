@@ -10,7 +10,7 @@ import httpx
 from jobqueue import db
 from jobqueue.db import listing
 from tests import factories
-from tests.api import support
+from tests.support import api as support
 
 
 async def _pages(client: httpx.AsyncClient, **params: str) -> list[dict[str, object]]:

@@ -23,14 +23,8 @@ from jobqueue.models import JobStatus, LeaseToken, WorkerId
 from jobqueue.worker.handlers import JobContext
 from jobqueue.worker.retry import Retry
 from tests import factories
-from tests.integration.test_worker import (
-    fresh_queue,
-    registry_with,
-    running,
-    settled,
-    submit,
-    until,
-)
+from tests.support.wait import eventually
+from tests.support.worker import fresh_queue, registry_with, running, settled, submit
 
 
 async def test_snooze_requeues_later_without_burning_an_attempt(
@@ -112,7 +106,7 @@ async def test_progress_is_stored_latest_first_and_fenced(dsn: str, pool: db.Poo
 
         async def halfway() -> bool:
             return (await jobs.get(pool, job_id=jid)).progress == 0.5
-        await until(halfway, 5)
+        await eventually(halfway, timeout=5, what="the job halfway")
         job = await jobs.get(pool, job_id=jid)
         assert job.status is JobStatus.RUNNING and job.progress_note == "step 100"
         release.set()

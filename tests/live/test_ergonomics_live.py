@@ -16,9 +16,10 @@ from websockets.asyncio.client import connect
 
 from jobqueue import AsyncClient, Client, db
 from jobqueue.models import JobStatus
-from tests.api import support
-from tests.chaos.procs import Proc, until
 from tests.conftest import PgServer, create_database, drop_database
+from tests.support import api as support
+from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,7 +30,7 @@ QUEUE = "live"
 class Stack:
     dsn: str
     pool: db.Pool
-    api: support.ApiProcess
+    api: Proc
     worker: Proc
 
     async def tenant(self) -> support.TenantKey:
@@ -116,13 +117,16 @@ async def test_cancel_reaches_async_and_sync_handlers(stack: Stack, marks: Path)
     async with stack.client(t) as c:
         a = await c.submit("cancel-async", {"dir": str(marks)}, queue=QUEUE, max_attempts=5)
         s = await c.submit("cancel-sync", {"dir": str(marks)}, queue=QUEUE, max_attempts=5)
-        await until(lambda: (marks / "async-started").exists()
-                    and (marks / "sync-started").exists(), 20, "both handlers running")
+        await eventually(lambda: (marks / "async-started").exists()
+                    and (marks / "sync-started").exists(), timeout=20,
+                    what="both handlers running")
         await c.cancel(a.id)
         await c.cancel(s.id)
         # The lease is 60 s (a heartbeat every 20): only the NOTIFY is this fast.
-        await until(lambda: (marks / "async-cancelled").exists(), 5, "CancelledError")
-        await until(lambda: (marks / "sync-saw-cancelled").exists(), 5, "ctx.cancelled")
+        await eventually(lambda: (marks / "async-cancelled").exists(), timeout=5,
+                         what="CancelledError")
+        await eventually(lambda: (marks / "sync-saw-cancelled").exists(), timeout=5,
+                         what="ctx.cancelled")
         await asyncio.sleep(1.0)  # room for a wrongful retry or ack
         for jid in (a.id, s.id):
             job = await c.get(jid)
