@@ -186,9 +186,9 @@ def _iso(text: str, hours: int) -> str:
 
 
 def _token() -> str:
-    from jobqueue.api import auth
+    from jobqueue.api import tokens
 
-    return auth.issue(SECRET, TENANT, 3600).token
+    return tokens.issue(SECRET, TENANT, 3600).token
 
 
 def report(rows: int, seeded: float, found: list[Measured]) -> list[tuple[str, str]]:

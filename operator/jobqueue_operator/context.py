@@ -27,14 +27,12 @@ class Context:
         self.kube.close()
 
 
-def database_problem(exc: BaseException, dsn: str | None) -> Problem:
-    """A failed database call as a condition, with the URL and password redacted."""
-    if isinstance(exc, errors.DatabaseUnavailable):
-        message = str(exc)
-    else:
-        # Driver errors the db layer does not translate (bad password, no
-        # such database) are configuration problems a human must fix.
-        message = f"{type(exc).__name__}: {exc}"
+def database_problem(exc: errors.JobQueueError, dsn: str | None) -> Problem:
+    """A failed database call as a condition, with the URL and password redacted.
+
+    The db layer translated the driver's error: DatabaseUnavailable passes by
+    itself; DatabaseRefused (bad password, no such database) needs a person."""
+    message = str(exc)
     if dsn:
         message = redact(message, dsn)
     return Problem(DATABASE_UNAVAILABLE, message)

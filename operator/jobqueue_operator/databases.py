@@ -9,7 +9,6 @@ black-holed becomes `DatabaseUnavailable` in seconds, never a hung handler.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -43,7 +42,7 @@ class Databases:
 
     async def run(self, dsn: str, fn: Callable[[db.Pool], Awaitable[T]]) -> T:
         """`fn(pool)` within the timeout; a failure to reach the database raises
-        `DatabaseUnavailable` with the URL redacted."""
+        `DatabaseUnavailable`, a refusal `DatabaseRefused`, with the URL redacted."""
         try:
             async with asyncio.timeout(self._timeout):
                 pool = await self._pool(dsn)
@@ -52,8 +51,8 @@ class Databases:
             raise errors.DatabaseUnavailable(
                 f"no answer from the database within {self._timeout:g}s"
             ) from None
-        except errors.DatabaseUnavailable as exc:
-            raise errors.DatabaseUnavailable(redact(str(exc), dsn)) from None
+        except (errors.DatabaseUnavailable, errors.DatabaseRefused) as exc:
+            raise type(exc)(redact(str(exc), dsn)) from None
 
     async def _pool(self, dsn: str) -> db.Pool:
         pool = self._pools.get(dsn)
@@ -73,8 +72,4 @@ class Databases:
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
-            try:
-                await asyncio.wait_for(pool.close(), timeout=self._timeout)
-            except (TimeoutError, Exception):
-                with contextlib.suppress(Exception):
-                    pool.terminate()
+            await db.close_pool(pool, timeout=self._timeout)

@@ -17,12 +17,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from jobqueue import validation
+from jobqueue.models import DEFAULT_MAX_ATTEMPTS, TenantQuotas
+
 GROUP = "jobqueue.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 # The tenants.id CHECK of the database: a tenant is named like a DNS label.
-TENANT_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+TENANT_NAME_PATTERN = validation.TENANT_PATTERN
+# A tenant's quotas when its spec leaves them out: the tenants table's.
+_QUOTAS = TenantQuotas()
 # jobs.queue is 1..63 characters; keep it label-safe so it can be a selector value.
 QUEUE_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -84,18 +89,19 @@ class DatabaseSecretRef(SecretKeyRef):
 class RateLimit(_Model):
     """Submissions per minute, enforced across all API replicas (GCRA in Postgres)."""
 
-    requests_per_minute: int = Field(6000, ge=1, le=10_000_000)
-    burst: int = Field(1000, ge=1, le=1_000_000)
+    requests_per_minute: int = Field(_QUOTAS.rate_per_minute, ge=1, le=10_000_000)
+    burst: int = Field(_QUOTAS.rate_burst, ge=1, le=1_000_000)
 
 
-class TenantQuotas(_Model):
+class TenantQuotasSpec(_Model):
     """Limits the API and the workers read from the tenants table."""
 
     max_concurrent_jobs: int = Field(
-        100, ge=1, le=1_000_000, description="running jobs at once, over all workers"
+        _QUOTAS.max_concurrent, ge=1, le=1_000_000,
+        description="running jobs at once, over all workers",
     )
     max_queued_jobs: int = Field(
-        1_000_000, ge=1, le=2_147_483_647, description="unfinished jobs; more are refused"
+        _QUOTAS.max_queued, ge=1, le=2_147_483_647, description="unfinished jobs; more are refused"
     )
     rate_limit: RateLimit = Field(default_factory=RateLimit, json_schema_extra=_EMPTY)
 
@@ -103,9 +109,13 @@ class TenantQuotas(_Model):
 class TenantSpec(_Model):
     """A tenant of the job queue; its name is the tenant id."""
 
-    enabled: bool = Field(True, description="a disabled tenant can neither submit nor lease")
-    weight: int = Field(1, ge=1, le=1000, description="fair share between tenants of a queue")
-    quotas: TenantQuotas = Field(default_factory=TenantQuotas, json_schema_extra=_EMPTY)
+    enabled: bool = Field(
+        _QUOTAS.enabled, description="a disabled tenant can neither submit nor lease"
+    )
+    weight: int = Field(
+        _QUOTAS.weight, ge=1, le=1000, description="fair share between tenants of a queue"
+    )
+    quotas: TenantQuotasSpec = Field(default_factory=TenantQuotasSpec, json_schema_extra=_EMPTY)
     api_key_secret_ref: ApiKeySecretRef | None = Field(
         None,
         description="use this Secret's key; when unset the operator creates "
@@ -176,7 +186,7 @@ class JobQueueSpec(_Model):
     resources: ResourceRequirements | None = None
     lease_seconds: int = Field(30, ge=3, le=3600, description="lease length; heartbeat every third")
     max_attempts: int = Field(
-        5,
+        DEFAULT_MAX_ATTEMPTS,
         ge=1,
         le=1000,
         description="attempts before the DLQ for jobs submitted without max_attempts "

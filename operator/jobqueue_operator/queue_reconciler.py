@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from jobqueue import errors
 from jobqueue.db import Pool, queues, stats
 from jobqueue.models import DepthRow
 from jobqueue_operator import autoscaler_builders, builders, models
@@ -161,7 +162,7 @@ async def reconcile(
                     url, lambda pool: sync_database(pool, queue_name, good)
                 )
                 depth = st.Depth.of(rows)
-            except Exception as exc:
+            except errors.JobQueueError as exc:
                 problem = problem or database_problem(exc, url)
     status = st.jobqueue_status(
         generation=generation,

@@ -83,7 +83,7 @@ async def reconcile(
     quotas = tenant_builders.tenant_quotas(parsed)
     try:
         await ctx.databases.run(dsn, lambda pool: _write_row(pool, tenant_id, quotas))
-    except Exception as exc:
+    except errors.JobQueueError as exc:
         return outcome(database_problem(exc, dsn))
 
     owner = builders.Owner(kind=KIND, name=name, uid=uid)
@@ -108,7 +108,7 @@ async def reconcile(
         depth = st.Depth.of(
             await ctx.databases.run(dsn, lambda pool: stats.depth(pool, tenant_id=tenant_id))
         )
-    except Exception as exc:
+    except errors.JobQueueError as exc:
         return outcome(database_problem(exc, dsn))
     return outcome(None)
 

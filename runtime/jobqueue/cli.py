@@ -90,7 +90,9 @@ def explain(exc: Exception) -> tuple[str, int]:
             return str(exc), EXIT_NOT_FOUND
         case errors.IdempotencyConflict() | errors.InvalidTransition():
             return str(exc), EXIT_CONFLICT
-        case errors.DatabaseUnavailable() if isinstance(exc.__cause__, ValueError):
+        case errors.DatabaseUnavailable() | errors.DatabaseRefused() if isinstance(
+            exc.__cause__, ValueError
+        ):
             # The driver could not even parse the URL: configuration, not an outage.
             return f"invalid database URL: {exc.__cause__}", EXIT_USAGE
         case errors.DatabaseUnavailable():

@@ -200,10 +200,6 @@ class EmbeddedPostgres:
         if (self._pgdata() / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self._pgdata()), "-m", mode, "-w", "stop", check=False)
 
-    def restart(self, mode: str = "immediate") -> None:
-        self.stop(mode)
-        self._pg_ctl_start()
-
     def cleanup(self) -> None:
         self.stop("immediate")
         if self._own_dir:

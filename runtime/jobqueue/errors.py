@@ -15,6 +15,12 @@ class DatabaseUnavailable(JobQueueError):
     """The database cannot be reached right now; retry with backoff."""
 
 
+class DatabaseRefused(JobQueueError):
+    """The database answered but refuses to serve: a wrong password, no such
+    database, a schema not migrated. Retrying does not help until a person
+    fixes the configuration."""
+
+
 class NotFound(JobQueueError):
     """The thing does not exist, or belongs to another tenant."""
 
@@ -24,6 +30,10 @@ class JobNotFound(NotFound):
 
 
 class TenantNotFound(NotFound):
+    pass
+
+
+class QueueNotFound(NotFound):
     pass
 
 
@@ -43,10 +53,6 @@ class InvalidTransition(JobQueueError):
     """The job is not in a state that allows this change."""
 
 
-class LeaseLost(JobQueueError):
-    """The lease token is stale: someone else owns the job now, or it finished."""
-
-
 class QuotaExceeded(JobQueueError):
     """A tenant quota refuses the request; retry after `retry_after` seconds."""
 
@@ -60,4 +66,22 @@ class TenantDisabled(JobQueueError):
 
 
 class InvalidInput(JobQueueError):
-    """Input the database refused (a check constraint); nothing was changed."""
+    """Input refused, before SQL or by the database; nothing was changed. The
+    caller must change the input: retrying the same never succeeds."""
+
+
+class InvalidJob(InvalidInput):
+    """A job (or a batch of them) the rules of `jobqueue.validation` refuse."""
+
+
+class ConstraintViolation(InvalidInput):
+    """A value a check constraint of the database refused."""
+
+
+class TenantExists(InvalidInput):
+    """A tenant of that id already exists (create, not upsert)."""
+
+
+class MigrationConflict(JobQueueError):
+    """The migration files of this installation contradict each other (two
+    share a version): a packaging fault, not the database's."""

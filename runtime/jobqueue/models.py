@@ -10,7 +10,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NewType
+from typing import Any, Final, NewType
 
 JobId = NewType("JobId", uuid.UUID)
 LeaseToken = NewType("LeaseToken", uuid.UUID)
@@ -18,6 +18,13 @@ TenantId = NewType("TenantId", str)
 WorkerId = NewType("WorkerId", str)
 
 JSON = Any  # a value that json.dumps accepts
+
+# Defaults, each defined here once (the table's column defaults match them).
+# Attempts of a job submitted without max_attempts to a queue without a
+# default of its own (a JobQueue's maxAttempts).
+DEFAULT_MAX_ATTEMPTS: Final = 5
+# Long enough for most work; a job that needs more says so when submitted.
+DEFAULT_TIMEOUT_SECONDS: Final = 300
 
 
 class JobStatus(enum.StrEnum):
@@ -55,7 +62,7 @@ class Priority(enum.IntEnum):
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """What a client asks for. Defaults match the column defaults, except
-    max_attempts: None asks for the queue's default (5 when it has none),
+    max_attempts: None asks for the queue's default (DEFAULT_MAX_ATTEMPTS when it has none),
     resolved when the job is inserted."""
 
     type: str
@@ -63,7 +70,7 @@ class NewJob:
     queue: str = "default"
     priority: Priority = Priority.NORMAL
     max_attempts: int | None = None
-    timeout_seconds: int = 300
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     run_at: datetime | None = None
     idempotency_key: str | None = None
     trace_context: dict[str, str] | None = None

@@ -227,9 +227,9 @@ def new_job_problem(job: NewJob, *, strict_names: bool = True) -> str | None:
 
 
 def check_new_job(job: NewJob, where: str = "", *, strict_names: bool = True) -> None:
-    """Raise InvalidInput if `job` would be refused; `where` prefixes the message."""
+    """Raise InvalidJob if `job` would be refused; `where` prefixes the message."""
     if (problem := new_job_problem(job, strict_names=strict_names)) is not None:
-        raise errors.InvalidInput(f"{where}{problem}")
+        raise errors.InvalidJob(f"{where}{problem}")
 
 
 def check_new_jobs(jobs: Iterable[NewJob], *, strict_names: bool = True) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobqueue.observability import logging as obslog
-from jobqueue.reaper import kube
+from jobqueue.reaper import lease_api
 from jobqueue.reaper.kube_lease import KubernetesElector
 from jobqueue.reaper.leader import Leadership
 from tests.envtest import ControlPlane
@@ -64,10 +64,10 @@ async def test_one_of_three_leads_and_a_clean_stop_hands_over(
 ) -> None:
     name = f"reaper-{uuid.uuid4().hex[:8]}"
     path = await asyncio.to_thread(restricted_kubeconfig, control_plane, name, tmp_path)
-    config = kube.from_kubeconfig(path)
-    client = kube.LeaseClient(config)
+    config = lease_api.from_kubeconfig(path)
+    client = lease_api.LeaseClient(config)
     # The restriction is real: this identity may not create Leases.
-    with pytest.raises(kube.KubeRefused, match="403"):
+    with pytest.raises(lease_api.KubeRefused, match="403"):
         await client.create(NAMESPACE, {"apiVersion": "coordination.k8s.io/v1",
                                         "kind": "Lease", "metadata": {"name": "other"}})
     ships = [

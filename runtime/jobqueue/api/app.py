@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from structlog.typing import FilteringBoundLogger
 
 from jobqueue import db
-from jobqueue.api import auth, errors, middleware, ws
+from jobqueue.api import http_errors, middleware, tokens, ws
 from jobqueue.api.hub import Hub
 from jobqueue.api.quotas import BacklogGate, TenantCache
 from jobqueue.api.revalidate import Revalidation
@@ -96,10 +96,10 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
     if settings.jwt_secret is None:
         raise ValueError("no JWT signing secret: set JOBQUEUE_API_JWT_SECRET (32+ bytes)")
     secret = settings.jwt_secret.get_secret_value()
-    auth.check_secret(secret)
+    tokens.check_secret(secret)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    if admin_token is not None and len(admin_token) < auth.MIN_SECRET_BYTES:
-        raise ValueError(f"the admin token must be at least {auth.MIN_SECRET_BYTES} characters")
+    if admin_token is not None and len(admin_token) < tokens.MIN_SECRET_BYTES:
+        raise ValueError(f"the admin token must be at least {tokens.MIN_SECRET_BYTES} characters")
     dsn = database.dsn()
 
     @contextlib.asynccontextmanager
@@ -112,7 +112,7 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
             settings=settings,
             secret=secret,
             admin_token=admin_token,
-            verify=auth.Verifier(secret, admin_token),
+            verify=tokens.Verifier(secret, admin_token),
             pool=pool,
             tenants=TenantCache(settings.tenant_cache_seconds),
             backlog=BacklogGate(max_age_seconds=3 * settings.depth_refresh_seconds),
@@ -147,7 +147,7 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    errors.install(app)
+    http_errors.install(app)
     app.include_router(auth_routes.router)
     app.include_router(job_routes.router)
     app.include_router(ops_routes.router)

@@ -9,8 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jobqueue import errors
-from jobqueue.api import auth
-from jobqueue.api import errors as api_errors
+from jobqueue.api import http_errors, tokens
 from jobqueue.api.state import Runtime, runtime
 from jobqueue.db import ratelimit
 from jobqueue.models import Tenant, TenantId
@@ -25,7 +24,7 @@ bearer_scheme = HTTPBearer(
 class Access:
     """An authenticated, enabled caller within its rate limit."""
 
-    principal: auth.Principal
+    principal: tokens.Principal
     tenant: Tenant | None  # None for the admin
 
     @property
@@ -34,16 +33,16 @@ class Access:
         return self.principal.tenant_id
 
 
-def authenticate(rt: Runtime, credential: str | None) -> auth.Principal:
+def authenticate(rt: Runtime, credential: str | None) -> tokens.Principal:
     if credential is None:
-        raise api_errors.unauthorized("missing bearer token")
+        raise http_errors.unauthorized("missing bearer token")
     try:
         return rt.verify(credential)
-    except auth.InvalidToken as exc:
-        raise api_errors.unauthorized(str(exc)) from None
+    except tokens.InvalidToken as exc:
+        raise http_errors.unauthorized(str(exc)) from None
 
 
-async def admit(rt: Runtime, principal: auth.Principal, *, cost: int = 1) -> Access:
+async def admit(rt: Runtime, principal: tokens.Principal, *, cost: int = 1) -> Access:
     """The tenant must exist, be enabled and have budget left; the admin always may."""
     if principal.tenant_id is None:
         return Access(principal, None)
@@ -54,9 +53,9 @@ async def admit(rt: Runtime, principal: auth.Principal, *, cost: int = 1) -> Acc
                 raise errors.TenantDisabled(f"tenant {tenant.id} is disabled")
             decision = await ratelimit.take(rt.pool, tenant_id=tenant.id, cost=cost)
     except errors.TenantNotFound:
-        raise api_errors.unauthorized("unknown tenant") from None
+        raise http_errors.unauthorized("unknown tenant") from None
     if not decision.allowed:
-        raise api_errors.rate_limited(decision.retry_after_seconds)
+        raise http_errors.rate_limited(decision.retry_after_seconds)
     return Access(principal, tenant)
 
 

@@ -11,8 +11,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobqueue.api import errors
-from jobqueue.api.errors import body as error_body
+from jobqueue.api import http_errors
+from jobqueue.api.http_errors import body as error_body
 from jobqueue.api.routing import RouteTable
 from jobqueue.observability import metrics
 
@@ -138,7 +138,7 @@ class Observe:
         try:
             await self.app(scope, receive, capture)
         except Exception as exc:
-            errors.log_unexpected(scope["path"], exc)
+            http_errors.log_unexpected(scope["path"], exc)
             status = 500
             if not started:
                 await _send_json(send, 500, error_body("internal", "internal error"))

@@ -25,7 +25,14 @@ from pydantic import (
 )
 
 from jobqueue import validation
-from jobqueue.models import DepthRow, Job, JobStatus, Priority
+from jobqueue.models import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_SECONDS,
+    DepthRow,
+    Job,
+    JobStatus,
+    Priority,
+)
 
 # One definition for every entrance (API, client, CLI, db layer).
 KEY_PATTERN = validation.KEY_PATTERN
@@ -113,9 +120,9 @@ class JobIn(_In):
         ge=1,
         le=1000,
         description="attempts before the DLQ; omitted or null: the queue's default "
-        "(a JobQueue's maxAttempts), else 5",
+        f"(a JobQueue's maxAttempts), else {DEFAULT_MAX_ATTEMPTS}",
     )
-    timeout_seconds: StrictInt = Field(300, ge=1, le=86400)
+    timeout_seconds: StrictInt = Field(DEFAULT_TIMEOUT_SECONDS, ge=1, le=86400)
     run_at: WireDatetime | None = Field(
         None, description="not before this time (a UTC offset is required)"
     )

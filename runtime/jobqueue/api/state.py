@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from jobqueue import db
-from jobqueue.api.auth import Verifier
 from jobqueue.api.hub import Hub
 from jobqueue.api.quotas import BacklogGate, TenantCache
+from jobqueue.api.tokens import Verifier
 from jobqueue.settings import ApiSettings
 
 

@@ -27,10 +27,10 @@ from starlette.websockets import WebSocketState
 
 from jobqueue import errors
 from jobqueue.api import deps
-from jobqueue.api.auth import Principal
-from jobqueue.api.errors import ApiError, log_unexpected
+from jobqueue.api.http_errors import HttpError, log_unexpected
 from jobqueue.api.hub import Subscription
 from jobqueue.api.state import Runtime
+from jobqueue.api.tokens import Principal
 
 router = APIRouter()
 
@@ -65,7 +65,7 @@ async def _principal(websocket: WebSocket, rt: Runtime) -> Principal | None:
     try:
         principal = deps.authenticate(rt, token or None)
         await deps.admit(rt, principal)
-    except ApiError as exc:
+    except HttpError as exc:
         code = TRY_AGAIN_LATER if exc.status in (429, 503) else POLICY_VIOLATION
         await _close(websocket, code, exc.detail)
         return None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
 from jobqueue.client.aio import AsyncClient
-from jobqueue.client.errors import (
+from jobqueue.client.exceptions import (
     ApiError,
     Forbidden,
     IdempotencyConflictError,

@@ -12,7 +12,8 @@ from typing import Any, Self
 import httpx
 
 from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
-from jobqueue.client import core, errors
+from jobqueue.client import core, exceptions
+from jobqueue.models import DEFAULT_TIMEOUT_SECONDS
 
 
 class AsyncClient:
@@ -70,7 +71,7 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 pause = self._core.wait(attempt, None) if call.repeatable else None
                 if pause is None:
-                    raise errors.Unavailable(0, "unreachable", str(exc)) from exc
+                    raise exceptions.Unavailable(0, "unreachable", str(exc)) from exc
             else:
                 if (
                     response.status_code == 401
@@ -90,7 +91,7 @@ class AsyncClient:
     async def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
         response = await self._send(call)
         if response.status_code not in ok:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return JobOut.model_validate(response.json())
 
     async def submit(
@@ -101,7 +102,7 @@ class AsyncClient:
         queue: str = "default",
         priority: str | int = "normal",
         max_attempts: int | None = None,
-        timeout_seconds: int = 300,
+        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> JobOut:
@@ -119,7 +120,7 @@ class AsyncClient:
     async def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> BatchOut:
         response = await self._send(core.Core.batch_call(jobs))
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return BatchOut.model_validate(response.json())
 
     async def get(self, job_id: uuid.UUID | str) -> JobOut:
@@ -139,7 +140,7 @@ class AsyncClient:
         params = core.list_params(status, queue, type, page, page_size, after)
         response = await self._send(core.Call("GET", "/v1/jobs", params=params, repeatable=True))
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return JobPage.model_validate(response.json())
 
     async def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
@@ -152,7 +153,7 @@ class AsyncClient:
     async def stats(self) -> StatsOut:
         response = await self._send(core.Call("GET", "/v1/stats", repeatable=True))
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return StatsOut.model_validate(response.json())
 
     async def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 
 from jobqueue import validation
-from jobqueue.client import errors
+from jobqueue.client import exceptions
 
 Method = Literal["GET", "POST"]
 # A token this close to its expiry (or to a tenth of its life, if less) is
@@ -37,7 +37,7 @@ def check_data(data: Any, where: str = "data") -> None:
     validation.MAX_JSON_DEPTH, NUL, NaN, not JSON): the same check, so the
     error is the same and nothing goes over the wire. Status 0: not sent."""
     if (problem := validation.data_problem(data)) is not None:
-        raise errors.InvalidRequest(0, "invalid_input", f"{where} {problem}")
+        raise exceptions.InvalidRequest(0, "invalid_input", f"{where} {problem}")
 
 
 def job_body(
@@ -117,7 +117,7 @@ class Core:
 
     def took_token(self, response: httpx.Response) -> None:
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         body = response.json()
         self._token = str(body["access_token"])
         lifetime = float(body["expires_in"])
@@ -141,7 +141,7 @@ class Core:
         if response is not None:
             if response.status_code not in (429, 503):
                 return None
-            hinted = errors.retry_after(response)
+            hinted = exceptions.retry_after(response)
             if hinted is not None:
                 return min(hinted, self.max_retry_wait)
         backoff = min(self.max_retry_wait, 0.1 * 2.0**attempt)

@@ -12,7 +12,8 @@ from typing import Any, Self
 import httpx
 
 from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
-from jobqueue.client import core, errors
+from jobqueue.client import core, exceptions
+from jobqueue.models import DEFAULT_TIMEOUT_SECONDS
 
 
 class Client:
@@ -63,7 +64,7 @@ class Client:
             except httpx.TransportError as exc:
                 pause = self._core.wait(attempt, None) if call.repeatable else None
                 if pause is None:
-                    raise errors.Unavailable(0, "unreachable", str(exc)) from exc
+                    raise exceptions.Unavailable(0, "unreachable", str(exc)) from exc
             else:
                 if (
                     response.status_code == 401
@@ -83,7 +84,7 @@ class Client:
     def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
         response = self._send(call)
         if response.status_code not in ok:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return JobOut.model_validate(response.json())
 
     def submit(
@@ -94,7 +95,7 @@ class Client:
         queue: str = "default",
         priority: str | int = "normal",
         max_attempts: int | None = None,
-        timeout_seconds: int = 300,
+        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> JobOut:
@@ -113,7 +114,7 @@ class Client:
         """Each job is a dict of `submit`'s arguments; keys are generated where missing."""
         response = self._send(core.Core.batch_call(jobs))
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return BatchOut.model_validate(response.json())
 
     def get(self, job_id: uuid.UUID | str) -> JobOut:
@@ -133,7 +134,7 @@ class Client:
         params = core.list_params(status, queue, type, page, page_size, after)
         response = self._send(core.Call("GET", "/v1/jobs", params=params, repeatable=True))
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return JobPage.model_validate(response.json())
 
     def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
@@ -146,7 +147,7 @@ class Client:
     def stats(self) -> StatsOut:
         response = self._send(core.Call("GET", "/v1/stats", repeatable=True))
         if response.status_code != 200:
-            raise errors.error_of(response)
+            raise exceptions.error_of(response)
         return StatsOut.model_validate(response.json())
 
     def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:

@@ -21,7 +21,7 @@ from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
 from jobqueue.process.connect import until_connected
 from jobqueue.process.supervise import on_signals, supervise
-from jobqueue.reaper import kube, leader
+from jobqueue.reaper import leader, lease_api
 from jobqueue.reaper.kube_lease import KubernetesElector
 from jobqueue.reaper.reaper import Reaper, services
 from jobqueue.settings import DatabaseSettings, ReaperSettings, RuntimeSettings
@@ -85,7 +85,7 @@ async def connect(database: DatabaseSettings, log: Any, stop: asyncio.Event) -> 
 
 def elector_for(
     settings: ReaperSettings, pool: db.Pool, identity: str
-) -> tuple[leader.Elector, kube.LeaseClient | None]:
+) -> tuple[leader.Elector, lease_api.LeaseClient | None]:
     lease = settings.leader_lease_seconds
     if settings.leader_election == "none":
         return leader.NoElection(identity), None
@@ -93,9 +93,9 @@ def elector_for(
         return leader.PostgresElector(
             pool, name=settings.lease_name, identity=identity, lease_seconds=lease
         ), None
-    config = (kube.from_kubeconfig(settings.kubeconfig) if settings.kubeconfig
-              else kube.in_cluster())
-    client = kube.LeaseClient(config)
+    config = (lease_api.from_kubeconfig(settings.kubeconfig) if settings.kubeconfig
+              else lease_api.in_cluster())
+    client = lease_api.LeaseClient(config)
     namespace = settings.lease_namespace or config.namespace
     return KubernetesElector(
         client, namespace=namespace, name=settings.lease_name, identity=identity,
@@ -115,7 +115,7 @@ async def main(
     identity = leader.candidate_id()
     log = log.bind(reaper_id=identity)
     reaper = Reaper(pool, settings, log=log)
-    client: kube.LeaseClient | None = None
+    client: lease_api.LeaseClient | None = None
     try:
         if args.once:
             print(json.dumps((await reaper.run_once()).as_dict()))

@@ -23,7 +23,15 @@ from typing import Any
 from jobqueue import db, validation
 from jobqueue.commands.common import job_json, with_pool
 from jobqueue.db import jobs
-from jobqueue.models import JSON, Job, NewJob, Priority, TenantId
+from jobqueue.models import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_SECONDS,
+    JSON,
+    Job,
+    NewJob,
+    Priority,
+    TenantId,
+)
 from jobqueue.settings import RuntimeSettings
 
 
@@ -38,8 +46,9 @@ def register(sub: Any) -> None:
                    help="low, normal, high or critical (or 0 to 3)")
     p.add_argument("--idempotency-key")
     p.add_argument("--max-attempts", type=int, default=None,
-                   help="attempts before the DLQ (default: the queue's default, else 5)")
-    p.add_argument("--timeout-seconds", type=int, default=300)
+                   help="attempts before the DLQ (default: the queue's default, "
+                   f"else {DEFAULT_MAX_ATTEMPTS})")
+    p.add_argument("--timeout-seconds", type=int, default=DEFAULT_TIMEOUT_SECONDS)
     p.add_argument("--delay-seconds", type=float, help="run no earlier than this from now")
     p.set_defaults(func=run)
 

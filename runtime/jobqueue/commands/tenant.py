@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from jobqueue import db, validation
@@ -16,7 +16,8 @@ from jobqueue.commands.common import new_key, print_table, run_with_pool, tenant
 from jobqueue.db import tenants
 from jobqueue.models import Tenant, TenantQuotas
 
-QUOTAS = ("max_concurrent", "rate_per_minute", "rate_burst", "weight", "max_queued")
+# Every quota of the tenants table, as flags (--max-concurrent, ...).
+QUOTAS = tuple(f.name for f in fields(TenantQuotas) if f.name != "enabled")
 
 
 def register(sub: Any) -> None:

@@ -7,6 +7,7 @@ errors of `jobqueue.errors` here, at the boundary.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -68,24 +69,46 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# A foreign key names the row that is missing (constraint names as Postgres
+# makes them: <table>_<column>_fkey).
+_MISSING: dict[str, tuple[type[errors.NotFound], str]] = {
+    "jobs_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
+    "api_keys_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
+    "rate_limits_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
+    "fair_share_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
+    "fair_share_queue_fkey": (errors.QueueNotFound, "unknown queue"),
+}
+
+
+def missing_row(constraint: str | None, detail: str) -> errors.NotFound:
+    """The error for a foreign-key violation of `constraint`."""
+    cls, what = _MISSING.get(constraint or "", (errors.NotFound, "a referenced row is missing"))
+    return cls(f"{what}: {detail}")
+
+
 def translate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn driver errors into `jobqueue.errors` at the boundary."""
+    """Turn driver errors into `jobqueue.errors` at the boundary: nothing
+    above the db package sees an asyncpg exception."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
         except asyncpg.ForeignKeyViolationError as exc:
-            raise errors.TenantNotFound(f"unknown tenant: {exc.detail or exc}") from exc
+            raise missing_row(exc.constraint_name, exc.detail or str(exc)) from exc
         except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
             # The message only: a check's DETAIL lists the failing row,
             # payload included, and errors never carry payloads.
             message = getattr(exc, "message", None) or str(exc).split("\n", 1)[0]
-            raise errors.InvalidInput(message) from exc
+            raise errors.ConstraintViolation(message) from exc
         except _UNAVAILABLE as exc:
             raise errors.DatabaseUnavailable(
                 f"database unavailable: {type(exc).__name__}: {exc}"
             ) from exc
+        except (asyncpg.PostgresError, ValueError) as exc:
+            # The server refused (credentials, no such database, schema
+            # missing), or the URL does not parse: no retry will help.
+            raise errors.DatabaseRefused(f"{type(exc).__name__}: {exc}") from exc
 
     return wrapper
 
@@ -159,6 +182,15 @@ async def connect(
     )
     await _init_connection(conn)
     return conn
+
+
+async def close_pool(pool: Pool, *, timeout: float) -> None:
+    """Close gracefully within `timeout`, else terminate: never raises, so
+    shutting down never waits on a database that stopped answering."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout=timeout)
+    except (TimeoutError, asyncpg.PostgresError, *_UNAVAILABLE):
+        pool.terminate()
 
 
 async def open_pool(

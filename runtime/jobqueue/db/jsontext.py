@@ -50,13 +50,13 @@ def dumps(value: JSON) -> str:
     """JSON text that jsonb stores as `value` (see the module docstring).
 
     NaN and Infinity are written as Python writes them, and jsonb refuses
-    them: the caller learns it from the statement's InvalidInput. A value
-    nested past what json can encode is InvalidInput too.
+    them: the caller learns it from the statement's ConstraintViolation. A value
+    nested past what json can encode is InvalidJob.
     """
     try:
         text = json.dumps(value)
     except RecursionError:
-        raise errors.InvalidInput("JSON nested too deep to encode") from None
+        raise errors.InvalidJob("JSON nested too deep to encode") from None
     # Almost every text has no exponent: one search, no rewrite.
     if _EXPONENT.search(text) is None:
         return text

@@ -17,7 +17,9 @@ Q = queries.load("leaders")
 
 
 @dataclass(frozen=True, slots=True)
-class Leadership:
+class LeaderTerm:
+    """Who holds a leader row and until when (by the database clock)."""
+
     holder: str
     expires_at: datetime
     transitions: int
@@ -26,7 +28,7 @@ class Leadership:
 @translate
 async def acquire_or_renew(
     conn: Executor, *, name: str, candidate: str, lease_seconds: float
-) -> Leadership:
+) -> LeaderTerm:
     r = await conn.fetchrow(Q["acquire_or_renew"], name, candidate, lease_seconds)
     if r is None:
         # A rival's first claim of this name committed while ours waited on
@@ -35,7 +37,7 @@ async def acquire_or_renew(
         r = await conn.fetchrow(Q["acquire_or_renew"], name, candidate, lease_seconds)
     if r is None:
         raise errors.DatabaseUnavailable(f"leader row {name!r} vanished while claiming it")
-    return Leadership(r["holder"], r["expires_at"], r["transitions"])
+    return LeaderTerm(r["holder"], r["expires_at"], r["transitions"])
 
 
 @translate
@@ -44,6 +46,6 @@ async def release(conn: Executor, *, name: str, candidate: str) -> bool:
 
 
 @translate
-async def get(conn: Executor, *, name: str) -> Leadership | None:
+async def get(conn: Executor, *, name: str) -> LeaderTerm | None:
     r = await conn.fetchrow(Q["get"], name)
-    return Leadership(r["holder"], r["expires_at"], r["transitions"]) if r else None
+    return LeaderTerm(r["holder"], r["expires_at"], r["transitions"]) if r else None

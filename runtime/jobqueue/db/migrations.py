@@ -40,7 +40,7 @@ def available(folder: Traversable | None = None) -> list[Migration]:
         if before.version == after.version:
             # Two branches each added "the next" file: say so, rather than
             # fail half-way with a duplicate key on schema_migrations.
-            raise errors.InvalidInput(
+            raise errors.MigrationConflict(
                 f"two migrations share version {after.version}: "
                 f"{before.version:04d}_{before.name}.sql and {after.version:04d}_{after.name}.sql"
             )

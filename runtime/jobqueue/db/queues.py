@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from jobqueue import errors
 from jobqueue.db import Executor, queries, translate
+from jobqueue.models import DEFAULT_MAX_ATTEMPTS
 
 Q = queries.load("queues")
 
 # What a job gets when neither it nor its queue says (the column default too).
-FALLBACK_MAX_ATTEMPTS = 5
+FALLBACK_MAX_ATTEMPTS = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ async def upsert(conn: Executor, *, tenant_id: TenantId, quotas: TenantQuotas) -
 async def create(conn: Executor, *, tenant_id: TenantId, quotas: TenantQuotas) -> Tenant:
     r = await conn.fetchrow(Q["create"], tenant_id, *_quota_args(quotas))
     if r is None:
-        raise errors.InvalidInput(f"tenant {tenant_id} already exists")
+        raise errors.TenantExists(f"tenant {tenant_id} already exists")
     return rows.tenant(r)
 
 

@@ -15,8 +15,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from jobqueue.reaper.kube import KubeConflict, LeaseClient
 from jobqueue.reaper.leader import retry_period
+from jobqueue.reaper.lease_api import KubeConflict, LeaseClient
 
 
 def micro_time(at: datetime | None = None) -> str:

@@ -84,7 +84,7 @@ class PostgresElector:
         self.identity = identity
         self.lease_seconds = lease_seconds
         self.hold_seconds = lease_seconds - retry_period(lease_seconds)
-        self.last: leaders.Leadership | None = None
+        self.last: leaders.LeaderTerm | None = None
 
     async def try_acquire(self) -> bool:
         self.last = await leaders.acquire_or_renew(

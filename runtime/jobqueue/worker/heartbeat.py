@@ -21,7 +21,7 @@ from jobqueue.db import leases
 from jobqueue.models import JobId, LeaseToken
 from jobqueue.worker.handlers import Logger
 
-Held = Sequence[tuple[JobId, LeaseToken]]
+HeldLeases = Sequence[tuple[JobId, LeaseToken]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class Heartbeat:
         pool: db.Pool,
         every: float,
         lease_seconds: float,
-        held: Callable[[], Held],
+        held: Callable[[], HeldLeases],
         on_lost: Callable[[JobId, LeaseToken], None],
         log: Logger,
         db_errors: Counter,

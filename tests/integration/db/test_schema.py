@@ -38,7 +38,7 @@ async def test_migrations_run_twice_without_error(pg_server: PgServer) -> None:
 def test_two_files_of_one_version_are_refused_by_name(tmp_path: Path) -> None:
     for name in ("0001_init.sql", "0002_a.sql", "0002_b.sql"):
         (tmp_path / name).write_text("SELECT 1;")
-    with pytest.raises(errors.InvalidInput, match=r"0002_a\.sql and 0002_b\.sql"):
+    with pytest.raises(errors.MigrationConflict, match=r"0002_a\.sql and 0002_b\.sql"):
         migrations.available(tmp_path)
     (tmp_path / "0002_b.sql").rename(tmp_path / "0003_b.sql")
     assert [m.version for m in migrations.available(tmp_path)] == [1, 2, 3]

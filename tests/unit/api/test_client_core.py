@@ -10,7 +10,7 @@ import pytest
 
 from jobqueue import errors
 from jobqueue.client import core
-from jobqueue.client import errors as client_errors
+from jobqueue.client import exceptions as client_errors
 
 
 def answer(

@@ -7,8 +7,7 @@ import hmac
 from fastapi import APIRouter, Request
 
 from jobqueue import apikeys, errors
-from jobqueue.api import auth, throttle
-from jobqueue.api import errors as api_errors
+from jobqueue.api import http_errors, throttle, tokens
 from jobqueue.api.deps import RuntimeDep
 from jobqueue.api.routes import docs
 from jobqueue.api.schemas import TokenIn, TokenOut
@@ -22,8 +21,8 @@ router = APIRouter(tags=["auth"])
 _BAD_CREDENTIALS = "invalid tenant or API key"
 
 
-def _too_many(wait: float) -> api_errors.ApiError:
-    return api_errors.ApiError(
+def _too_many(wait: float) -> http_errors.HttpError:
+    return http_errors.HttpError(
         429,
         "too_many_failures",
         f"too many wrong API keys; retry in {wait:.0f}s",
@@ -89,11 +88,11 @@ async def token(body: TokenIn, rt: RuntimeDep, request: Request) -> TokenOut:
             )
             if besieged:
                 raise _too_many(after[address.key])
-            raise api_errors.unauthorized(_BAD_CREDENTIALS)
+            raise http_errors.unauthorized(_BAD_CREDENTIALS)
         if not enabled:
             raise errors.TenantDisabled(f"tenant {tenant_id} is disabled")
         decision = await ratelimit.take(rt.pool, tenant_id=tenant_id)
     if not decision.allowed:
-        raise api_errors.rate_limited(decision.retry_after_seconds)
-    issued = auth.issue(rt.secret, tenant_id, rt.settings.token_ttl_seconds)
+        raise http_errors.rate_limited(decision.retry_after_seconds)
+    issued = tokens.issue(rt.secret, tenant_id, rt.settings.token_ttl_seconds)
     return TokenOut(access_token=issued.token, expires_in=issued.expires_in)

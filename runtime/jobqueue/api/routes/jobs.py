@@ -15,8 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from jobqueue import errors
-from jobqueue.api import cursor
-from jobqueue.api import errors as api_errors
+from jobqueue.api import cursor, http_errors
 from jobqueue.api.deps import Access, AccessDep, RuntimeDep
 from jobqueue.api.routes import docs
 from jobqueue.api.schemas import (
@@ -65,7 +64,7 @@ def _or_empty(pattern: str) -> str:
 
 def _tenant(access: Access) -> Tenant:
     if access.tenant is None:
-        raise api_errors.forbidden(
+        raise http_errors.forbidden(
             "the admin credential cannot own jobs; get a tenant token at POST /auth/token"
         )
     return access.tenant
@@ -76,9 +75,9 @@ def _check_payload(data: Any, limit: int, where: str = "data") -> None:
         encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         size = len(encoded.encode())
     except (ValueError, UnicodeEncodeError, RecursionError) as exc:
-        raise errors.InvalidInput(f"{where} is not storable JSON: {exc}") from None
+        raise errors.InvalidJob(f"{where} is not storable JSON: {exc}") from None
     if size > limit:
-        raise api_errors.too_large(f"{where} is {size} bytes; the limit is {limit}")
+        raise http_errors.too_large(f"{where} is {size} bytes; the limit is {limit}")
 
 
 def _new_job(body: JobIn, key: str, carrier: dict[str, str]) -> NewJob:
@@ -165,7 +164,7 @@ async def submit_batch(
 ) -> BatchOut:
     tenant = _tenant(access)
     if len(body.jobs) > rt.settings.batch_max:
-        raise api_errors.too_large(
+        raise http_errors.too_large(
             f"batch of {len(body.jobs)} jobs; the limit is {rt.settings.batch_max}"
         )
     for i, item in enumerate(body.jobs):
@@ -266,7 +265,7 @@ async def list_jobs(
     try:
         start = cursor.decode(after) if after else None
     except cursor.InvalidCursor as exc:
-        raise api_errors.ApiError(400, "invalid_cursor", str(exc)) from None
+        raise http_errors.HttpError(400, "invalid_cursor", str(exc)) from None
     async with rt.deadline():
         found = await listing.page(
             rt.pool,

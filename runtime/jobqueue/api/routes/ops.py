@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from jobqueue import errors
-from jobqueue.api import deps
-from jobqueue.api import errors as api_errors
+from jobqueue.api import deps, http_errors
 from jobqueue.api.deps import RuntimeDep
 from jobqueue.api.routes import docs
 from jobqueue.api.schemas import StatusOut
@@ -51,7 +50,7 @@ async def readyz(rt: RuntimeDep) -> Response:
 
 
 def _not_ready(detail: str) -> Response:
-    headers = {"Retry-After": api_errors.retry_after_header(api_errors.UNAVAILABLE_RETRY_AFTER)}
+    headers = {"Retry-After": http_errors.retry_after_header(http_errors.UNAVAILABLE_RETRY_AFTER)}
     body = StatusOut(status="unavailable", detail=detail).model_dump()
     return JSONResponse(body, 503, headers=headers)
 
@@ -76,6 +75,6 @@ async def prometheus(
 ) -> Response:
     principal = deps.authenticate(rt, credentials.credentials if credentials else None)
     if not principal.admin:
-        raise api_errors.forbidden("metrics need the admin credential")
+        raise http_errors.forbidden("metrics need the admin credential")
     payload, content_type = metrics.render()
     return Response(payload, media_type=content_type)

@@ -34,7 +34,7 @@ def _log() -> FilteringBoundLogger:
 UNAVAILABLE_RETRY_AFTER = 2
 
 
-class ApiError(Exception):
+class HttpError(Exception):
     """An answer the API gives on purpose, with its status and code."""
 
     def __init__(
@@ -55,20 +55,20 @@ class ApiError(Exception):
             self.headers["Retry-After"] = retry_after_header(retry_after)
 
 
-def unauthorized(detail: str) -> ApiError:
-    return ApiError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(detail: str) -> HttpError:
+    return HttpError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def forbidden(detail: str) -> ApiError:
-    return ApiError(403, "forbidden", detail)
+def forbidden(detail: str) -> HttpError:
+    return HttpError(403, "forbidden", detail)
 
 
-def too_large(detail: str) -> ApiError:
-    return ApiError(413, "payload_too_large", detail)
+def too_large(detail: str) -> HttpError:
+    return HttpError(413, "payload_too_large", detail)
 
 
-def rate_limited(retry_after: float) -> ApiError:
-    return ApiError(
+def rate_limited(retry_after: float) -> HttpError:
+    return HttpError(
         429,
         "rate_limited",
         f"request rate limit exceeded; retry in {retry_after:.2f}s",
@@ -85,30 +85,30 @@ def body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
-def from_domain(exc: errors.JobQueueError) -> ApiError:
+def from_domain(exc: errors.JobQueueError) -> HttpError:
     """The one table from domain errors to answers."""
     match exc:
         case errors.NotFound():
-            return ApiError(404, "not_found", str(exc))
+            return HttpError(404, "not_found", str(exc))
         case errors.IdempotencyConflict():
-            return ApiError(409, "idempotency_conflict", str(exc))
+            return HttpError(409, "idempotency_conflict", str(exc))
         case errors.InvalidTransition():
-            return ApiError(409, "invalid_transition", str(exc))
+            return HttpError(409, "invalid_transition", str(exc))
         case errors.QuotaExceeded():
-            return ApiError(429, "quota_exceeded", str(exc), retry_after=exc.retry_after)
+            return HttpError(429, "quota_exceeded", str(exc), retry_after=exc.retry_after)
         case errors.TenantDisabled():
-            return ApiError(403, "tenant_disabled", str(exc) or "tenant is disabled")
+            return HttpError(403, "tenant_disabled", str(exc) or "tenant is disabled")
         case errors.InvalidInput():
-            return ApiError(422, "invalid_input", str(exc))
+            return HttpError(422, "invalid_input", str(exc))
         case errors.DatabaseUnavailable():
             # The driver's message may name hosts and ports; keep it in the log.
             return unavailable()
         case _:
-            return ApiError(500, "internal", "internal error")
+            return HttpError(500, "internal", "internal error")
 
 
-def unavailable() -> ApiError:
-    return ApiError(
+def unavailable() -> HttpError:
+    return HttpError(
         503,
         "unavailable",
         "the database is unavailable; retry later",
@@ -116,12 +116,12 @@ def unavailable() -> ApiError:
     )
 
 
-def response(err: ApiError, **extra: Any) -> JSONResponse:
+def response(err: HttpError, **extra: Any) -> JSONResponse:
     return JSONResponse(body(err.code, err.detail, **extra), err.status, headers=err.headers)
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, HttpError)
     return response(exc)
 
 
@@ -130,7 +130,11 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     err = from_domain(exc)
     if isinstance(exc, errors.DatabaseUnavailable):
         metrics.DB_ERRORS.labels("api").inc()
-    if err.status >= 500:
+    if isinstance(exc, errors.DatabaseRefused):
+        # Wrong credentials or a schema the code does not expect: a person
+        # must look, so it is logged like a bug, stack and driver error included.
+        log_unexpected(request.url.path, exc)
+    elif err.status >= 500:
         _log().warning(
             "request failed", path=request.url.path, error=type(exc).__name__, reason=str(exc)
         )
@@ -178,7 +182,7 @@ def log_unexpected(path: str, exc: BaseException) -> None:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HttpError, _api_error)
     app.add_exception_handler(errors.JobQueueError, _domain_error)
     app.add_exception_handler(TimeoutError, _timeout)
     app.add_exception_handler(RequestValidationError, _validation)

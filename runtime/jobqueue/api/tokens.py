@@ -124,12 +124,3 @@ class Verifier:
             self._seen[credential] = principal
         return principal
 
-
-def bearer(header: str | None) -> str | None:
-    """The credential of an `Authorization: Bearer …` header, else None."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
