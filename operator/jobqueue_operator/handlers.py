@@ -101,24 +101,31 @@ def _finish(outcome: Outcome, ctx: Context) -> None:
 # ---- Tenant -------------------------------------------------------------------------------
 
 
+def _object(body: kopf.Body) -> dict[str, Any]:
+    """What a reconciler needs of a Tenant's or JobQueue's body."""
+    return {
+        "name": body.metadata.name or "",
+        "uid": body.metadata.uid or "",
+        "generation": body.metadata.get("generation"),
+        "spec": dict(body.spec),
+        "previous": dict(body.status),
+    }
+
+
+def _write_status(outcome: Outcome, patch: kopf.Patch, ctx: Context) -> None:
+    patch.status.update(outcome.status)
+    _finish(outcome, ctx)
+
+
 async def _reconcile_tenant(ctx: Context, body: kopf.Body) -> Outcome:
-    return await tenant_reconciler.reconcile(
-        ctx,
-        name=body.metadata.name or "",
-        uid=body.metadata.uid or "",
-        generation=body.metadata.get("generation"),
-        spec=dict(body.spec),
-        previous=dict(body.status),
-    )
+    return await tenant_reconciler.reconcile(ctx, **_object(body))
 
 
 @kopf.on.resume(G, V, "tenants")
 @kopf.on.create(G, V, "tenants")
 @kopf.on.update(G, V, "tenants")
 async def tenant_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    outcome = await _reconcile_tenant(memo.ctx, body)
-    patch.status.update(outcome.status)
-    _finish(outcome, memo.ctx)
+    _write_status(await _reconcile_tenant(memo.ctx, body), patch, memo.ctx)
 
 
 @kopf.on.delete(G, V, "tenants")
@@ -188,13 +195,7 @@ async def _refresh_status(
 
 async def _reconcile_queue(ctx: Context, body: kopf.Body) -> Outcome:
     return await queue_reconciler.reconcile(
-        ctx,
-        name=body.metadata.name or "",
-        namespace=body.metadata.namespace,
-        uid=body.metadata.uid or "",
-        generation=body.metadata.get("generation"),
-        spec=dict(body.spec),
-        previous=dict(body.status),
+        ctx, namespace=body.metadata.namespace, **_object(body)
     )
 
 
@@ -202,9 +203,7 @@ async def _reconcile_queue(ctx: Context, body: kopf.Body) -> Outcome:
 @kopf.on.create(G, V, "jobqueues")
 @kopf.on.update(G, V, "jobqueues")
 async def jobqueue_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    outcome = await _reconcile_queue(memo.ctx, body)
-    patch.status.update(outcome.status)
-    _finish(outcome, memo.ctx)
+    _write_status(await _reconcile_queue(memo.ctx, body), patch, memo.ctx)
 
 
 @kopf.daemon(G, V, "jobqueues", cancellation_timeout=5.0)

@@ -106,6 +106,23 @@ def conditions(
     return out
 
 
+def _observed(
+    generation: int | None, problem: Problem | None, previous: Mapping[str, Any] | None,
+    now: datetime, *, ready_message: str,
+) -> dict[str, Any]:
+    """What every status starts with: the generation seen and the conditions."""
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions(
+            problem=problem,
+            ready_message=ready_message,
+            generation=generation,
+            previous=(previous or {}).get("conditions"),
+            now=now,
+        ),
+    }
+
+
 def tenant_status(
     *,
     generation: int | None,
@@ -115,16 +132,8 @@ def tenant_status(
     previous: Mapping[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": conditions(
-            problem=problem,
-            ready_message="quotas written to the database; API key registered",
-            generation=generation,
-            previous=(previous or {}).get("conditions"),
-            now=now,
-        ),
-    }
+    status = _observed(generation, problem, previous, now,
+                       ready_message="quotas written to the database; API key registered")
     # None clears a number in the merge patch: a stale count would mislead.
     status |= {
         "queuedJobs": depth.queued if depth else None,
@@ -149,16 +158,8 @@ def jobqueue_status(
     now: datetime,
 ) -> dict[str, Any]:
     """`worker` and `reaper` are the Deployments as the apiserver returned them."""
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": conditions(
-            problem=problem,
-            ready_message="workers and reaper applied; database reachable",
-            generation=generation,
-            previous=(previous or {}).get("conditions"),
-            now=now,
-        ),
-    }
+    status = _observed(generation, problem, previous, now,
+                       ready_message="workers and reaper applied; database reachable")
     if queue is not None:
         status["queue"] = queue
     if autoscaled is not None:

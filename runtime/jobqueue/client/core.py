@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
@@ -16,6 +16,7 @@ from jobqueue import validation
 from jobqueue.client import exceptions
 
 Method = Literal["GET", "POST"]
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 # A token this close to its expiry (or to a tenth of its life, if less) is
 # replaced before use, so clocks a little apart do not cause 401s.
 _TOKEN_MARGIN_SECONDS = 30.0
@@ -65,6 +66,13 @@ def job_body(
     if max_attempts is not None:
         body["max_attempts"] = max_attempts
     return body
+
+
+def expect(response: httpx.Response, ok: tuple[int, ...] = (200,)) -> Any:
+    """The answer's JSON body, or the matching error if its status is not `ok`."""
+    if response.status_code not in ok:
+        raise exceptions.error_of(response)
+    return response.json()
 
 
 def list_params(
@@ -134,6 +142,27 @@ class Core:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
 
+    def headers(self, call: Call, *, authed: bool) -> dict[str, str]:
+        return {**(call.headers or {}), **(self.auth_headers() if authed else {})}
+
+    def after_transport_error(self, call: Call, attempt: int, exc: httpx.TransportError) -> float:
+        """Seconds to wait before sending `call` again; Unavailable if it may not be."""
+        pause = self.wait(attempt, None) if call.repeatable else None
+        if pause is None:
+            raise exceptions.Unavailable(0, "unreachable", str(exc)) from exc
+        return pause
+
+    def after(
+        self, response: httpx.Response, attempt: int, *, authed: bool, refreshed: bool
+    ) -> float | Literal["refresh"] | None:
+        """What to do with an answer: None to return it, "refresh" to buy a
+        new token and send again at once (a 401, the first time), or the
+        seconds to wait before sending again (429, 503)."""
+        if response.status_code == 401 and authed and self.can_refresh and not refreshed:
+            self.forget_token()
+            return "refresh"
+        return self.wait(attempt, response)
+
     def wait(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retrying, or None to give up."""
         if attempt >= self.max_retries:
@@ -200,3 +229,32 @@ class Deadline:
 def ws_url(base_url: str) -> str:
     scheme, rest = base_url.split("://", 1)
     return ("wss://" if scheme == "https" else "ws://") + rest.rstrip("/") + "/ws/jobs"
+
+
+class Base(Generic[H]):
+    """What `Client` and `AsyncClient` are made of: the credentials and retry
+    policy (`Core`) and an httpx client of their kind."""
+
+    _http_class: type[H]
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tenant_id: str | None = None,
+        api_key: str | None = None,
+        token: str | None = None,
+        max_retries: int = 5,
+        max_retry_wait: float = 30.0,
+        timeout: float = 30.0,
+        http: H | None = None,
+    ) -> None:
+        self._core = Core(
+            tenant_id=tenant_id,
+            api_key=api_key,
+            token=token,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
+        self._http: H = http or self._http_class(base_url=base_url, timeout=timeout)
+        self.base_url = base_url

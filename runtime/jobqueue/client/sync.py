@@ -12,34 +12,14 @@ from typing import Any, Self
 import httpx
 
 from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
-from jobqueue.client import core, exceptions
+from jobqueue.client import core
 from jobqueue.models import DEFAULT_TIMEOUT_SECONDS
 
 
-class Client:
+class Client(core.Base[httpx.Client]):
     """Synchronous client; see `jobqueue.client`."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        tenant_id: str | None = None,
-        api_key: str | None = None,
-        token: str | None = None,
-        max_retries: int = 5,
-        max_retry_wait: float = 30.0,
-        timeout: float = 30.0,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self._core = core.Core(
-            tenant_id=tenant_id,
-            api_key=api_key,
-            token=token,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-        )
-        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
-        self.base_url = base_url
+    _http_class = httpx.Client
 
     def __enter__(self) -> Self:
         return self
@@ -57,35 +37,25 @@ class Client:
             try:
                 if authed and (first := self._core.token_call()) is not None:
                     self._core.took_token(self._send(first, authed=False))
-                headers = {**(call.headers or {}), **(self._core.auth_headers() if authed else {})}
                 response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params, headers=headers
+                    call.method, call.path, json=call.json, params=call.params,
+                    headers=self._core.headers(call, authed=authed),
                 )
             except httpx.TransportError as exc:
-                pause = self._core.wait(attempt, None) if call.repeatable else None
-                if pause is None:
-                    raise exceptions.Unavailable(0, "unreachable", str(exc)) from exc
+                pause = self._core.after_transport_error(call, attempt, exc)
             else:
-                if (
-                    response.status_code == 401
-                    and authed
-                    and self._core.can_refresh
-                    and not refreshed
-                ):
-                    self._core.forget_token()
+                step = self._core.after(response, attempt, authed=authed, refreshed=refreshed)
+                if step is None:
+                    return response
+                if step == "refresh":
                     refreshed = True
                     continue
-                pause = self._core.wait(attempt, response)
-                if pause is None:
-                    return response
+                pause = step
             attempt += 1
             time.sleep(pause)
 
     def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
-        response = self._send(call)
-        if response.status_code not in ok:
-            raise exceptions.error_of(response)
-        return JobOut.model_validate(response.json())
+        return JobOut.model_validate(core.expect(self._send(call), ok))
 
     def submit(
         self,
@@ -112,10 +82,7 @@ class Client:
 
     def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> BatchOut:
         """Each job is a dict of `submit`'s arguments; keys are generated where missing."""
-        response = self._send(core.Core.batch_call(jobs))
-        if response.status_code != 200:
-            raise exceptions.error_of(response)
-        return BatchOut.model_validate(response.json())
+        return BatchOut.model_validate(core.expect(self._send(core.Core.batch_call(jobs))))
 
     def get(self, job_id: uuid.UUID | str) -> JobOut:
         return self._job(core.Call("GET", f"/v1/jobs/{job_id}", repeatable=True))
@@ -132,10 +99,8 @@ class Client:
     ) -> JobPage:
         """A page newest first; pass the previous page's `next` as `after`."""
         params = core.list_params(status, queue, type, page, page_size, after)
-        response = self._send(core.Call("GET", "/v1/jobs", params=params, repeatable=True))
-        if response.status_code != 200:
-            raise exceptions.error_of(response)
-        return JobPage.model_validate(response.json())
+        call = core.Call("GET", "/v1/jobs", params=params, repeatable=True)
+        return JobPage.model_validate(core.expect(self._send(call)))
 
     def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
         body = {"reset_attempts": reset_attempts}
@@ -145,10 +110,8 @@ class Client:
         return self._job(core.Call("POST", f"/v1/jobs/{job_id}/cancel"))
 
     def stats(self) -> StatsOut:
-        response = self._send(core.Call("GET", "/v1/stats", repeatable=True))
-        if response.status_code != 200:
-            raise exceptions.error_of(response)
-        return StatsOut.model_validate(response.json())
+        call = core.Call("GET", "/v1/stats", repeatable=True)
+        return StatsOut.model_validate(core.expect(self._send(call)))
 
     def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:
         """Block until the job is succeeded, dlq or cancelled, and return it.
