@@ -59,6 +59,25 @@ class Priority(enum.IntEnum):
             ) from None
 
 
+# States in which a unique job blocks a new one, unless it says otherwise:
+# everything but dlq and cancelled (a failed or withdrawn job may be redone).
+UNIQUE_STATES_DEFAULT: frozenset[JobStatus] = frozenset(
+    {JobStatus.QUEUED, JobStatus.LEASED, JobStatus.RUNNING, JobStatus.SUCCEEDED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """Refuse a second job with the same type, queue and values at `keys` of
+    its data (all of the data when `keys` is None) while the first is in one
+    of `states` and younger than `period_seconds` (None: any age).
+    See jobqueue.unique and docs/design.md, invariant 12."""
+
+    keys: tuple[str, ...] | None = None
+    period_seconds: int | None = None
+    states: frozenset[JobStatus] = UNIQUE_STATES_DEFAULT
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """What a client asks for. Defaults match the column defaults, except
@@ -74,6 +93,7 @@ class NewJob:
     run_at: datetime | None = None
     idempotency_key: str | None = None
     trace_context: dict[str, str] | None = None
+    unique: Unique | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +130,13 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """A submission's outcome: the job, and whether it already existed."""
+    """A submission's outcome: the job, and whether it already existed
+    (`replayed`: the same idempotency key; `duplicate`: a unique job's
+    duplicate, the existing job returned and nothing inserted)."""
 
     job: Job
     replayed: bool
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

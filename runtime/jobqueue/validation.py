@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from jobqueue import errors
+from jobqueue import errors, unique
 from jobqueue.models import JSON, NewJob, Priority, TenantQuotas
 
 MAX_JSON_DEPTH: Final = 64
@@ -223,7 +223,7 @@ def new_job_problem(job: NewJob, *, strict_names: bool = True) -> str | None:
         return "run_at must be a datetime with a UTC offset"
     if (problem := data_problem(job.data)) is not None:
         return f"data {problem}"
-    return None
+    return unique.problem(job)
 
 
 def check_new_job(job: NewJob, where: str = "", *, strict_names: bool = True) -> None:

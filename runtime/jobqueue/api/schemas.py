@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from jobqueue import validation
+from jobqueue import unique, validation
 from jobqueue.models import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -32,6 +32,7 @@ from jobqueue.models import (
     Job,
     JobStatus,
     Priority,
+    Unique,
 )
 
 # One definition for every entrance (API, client, CLI, db layer).
@@ -97,6 +98,27 @@ def _original_body(value: Any) -> Any:
     return rest
 
 
+class UniqueIn(_In):
+    """Submit only if no job with the same type, queue and values at `keys`
+    exists in `states` within `period_seconds` (docs/design.md, invariant 12)."""
+
+    keys: list[Annotated[str, Field(min_length=1, max_length=unique.MAX_KEY_LENGTH)]] | None = (
+        Field(None, min_length=1, max_length=unique.MAX_KEYS,
+              description="top-level keys of data that identify the job; omitted: all of data")
+    )
+    period_seconds: StrictInt | None = Field(
+        None, ge=1, le=unique.MAX_PERIOD_SECONDS,
+        description="how long a job blocks duplicates after it was created; omitted: forever",
+    )
+    states: list[JobStatus] | None = Field(
+        None, min_length=1,
+        description="states in which a job blocks duplicates; omitted: all but dlq and cancelled",
+    )
+
+    def to_model(self) -> Unique:
+        return unique.of(self.keys, self.period_seconds, self.states)
+
+
 class JobIn(_In):
     """A job to submit. The original design's body,
     `{"payload": {"job_type": ..., "data": ...}, "queue": ..., ...}`, is
@@ -125,6 +147,9 @@ class JobIn(_In):
     timeout_seconds: StrictInt = Field(DEFAULT_TIMEOUT_SECONDS, ge=1, le=86400)
     run_at: WireDatetime | None = Field(
         None, description="not before this time (a UTC offset is required)"
+    )
+    unique: UniqueIn | None = Field(
+        None, description="a duplicate returns the existing job (200, `Unique-Duplicate: true`)"
     )
 
     def priority_value(self) -> Priority:

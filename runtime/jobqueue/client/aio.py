@@ -79,7 +79,11 @@ class AsyncClient(core.Base[httpx.AsyncClient]):
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        unique: Mapping[str, Any] | None = None,
     ) -> JobOut:
+        """`unique`: {"keys": [...], "period_seconds": N, "states": [...]}, each
+        optional; a duplicate returns the existing job (docs/design.md,
+        invariant 12)."""
         body = core.job_body(
             type,
             data,
@@ -88,6 +92,7 @@ class AsyncClient(core.Base[httpx.AsyncClient]):
             max_attempts=max_attempts,
             timeout_seconds=timeout_seconds,
             run_at=run_at,
+            unique=unique,
         )
         return await self._job(core.Core.submit_call(body, idempotency_key), ok=(200, 201))
 

@@ -12,8 +12,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
+from jobqueue import unique as unique_rules
 from jobqueue import validation
 from jobqueue.client import exceptions
+from jobqueue.models import NewJob
 
 Method = Literal["GET", "POST"]
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
@@ -41,6 +43,21 @@ def check_data(data: Any, where: str = "data") -> None:
         raise exceptions.InvalidRequest(0, "invalid_input", f"{where} {problem}")
 
 
+def check_unique(type: str, data: Any, queue: str, options: Mapping[str, Any]) -> None:
+    """Refuse, before sending, unique options the server refuses (status 0)."""
+    unknown = set(options) - {"keys", "period_seconds", "states"}
+    problem: str | None = f"unique has unknown fields: {sorted(unknown)}" if unknown else None
+    if problem is None:
+        try:
+            opts = unique_rules.of(**options)
+        except (ValueError, TypeError) as exc:
+            problem = f"unique: {exc}"
+        else:
+            problem = unique_rules.problem(NewJob(type=type, data=data, queue=queue, unique=opts))
+    if problem is not None:
+        raise exceptions.InvalidRequest(0, "invalid_input", problem)
+
+
 def job_body(
     type: str,
     data: Any,
@@ -50,9 +67,12 @@ def job_body(
     max_attempts: int | None,
     timeout_seconds: int,
     run_at: datetime | None,
+    unique: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     data = {} if data is None else data
     check_data(data)
+    if unique is not None:
+        check_unique(type, data, queue, unique)
     body: dict[str, Any] = {
         "type": type,
         "data": data,
@@ -65,6 +85,8 @@ def job_body(
     # older server its own, 5).
     if max_attempts is not None:
         body["max_attempts"] = max_attempts
+    if unique is not None:
+        body["unique"] = dict(unique)
     return body
 
 

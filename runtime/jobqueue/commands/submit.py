@@ -3,7 +3,9 @@ tool; clients use the HTTP API). Prints the job as JSON.
 
 The tenant comes from --tenant or JOBQUEUE_TENANT. With --idempotency-key,
 submitting the same request again returns the existing job ("replayed":
-true); the same key with a different request is refused (exit 4).
+true); the same key with a different request is refused (exit 4). With
+--unique (or --unique-keys, --unique-period-seconds, --unique-states) a
+duplicate of a unique job prints the existing job with "duplicate": true.
 
 The job is checked as the HTTP API checks it (`jobqueue.validation`): a
 type, queue, key, number or payload the API would refuse is refused here
@@ -20,17 +22,19 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobqueue import db, validation
+from jobqueue import db, unique, validation
 from jobqueue.commands.common import job_json, with_pool
 from jobqueue.db import jobs
 from jobqueue.models import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,
     JSON,
-    Job,
+    JobStatus,
     NewJob,
     Priority,
+    Submitted,
     TenantId,
+    Unique,
 )
 from jobqueue.settings import RuntimeSettings
 
@@ -50,7 +54,30 @@ def register(sub: Any) -> None:
                    f"else {DEFAULT_MAX_ATTEMPTS})")
     p.add_argument("--timeout-seconds", type=int, default=DEFAULT_TIMEOUT_SECONDS)
     p.add_argument("--delay-seconds", type=float, help="run no earlier than this from now")
+    u = p.add_argument_group("unique jobs (any of these makes the job unique)")
+    u.add_argument("--unique", action="store_true",
+                   help="no second job with the same type, queue and data")
+    u.add_argument("--unique-keys", help="comma-separated keys of --data that identify the job")
+    u.add_argument("--unique-period-seconds", type=int, help="a job blocks duplicates this long")
+    u.add_argument("--unique-states",
+                   help="comma-separated states that block (default: all but dlq, cancelled)")
     p.set_defaults(func=run)
+
+
+def unique_of(args: argparse.Namespace) -> Unique | None:
+    """The --unique* flags as a Unique, or None when none is given."""
+    keys, period, states = args.unique_keys, args.unique_period_seconds, args.unique_states
+    if not (args.unique or keys is not None or period is not None or states is not None):
+        return None
+
+    def split(raw: str | None) -> list[str] | None:
+        return None if raw is None else [x.strip() for x in raw.split(",") if x.strip()]
+
+    try:
+        return unique.of(split(keys), period, split(states))
+    except ValueError:
+        known = ", ".join(s.value for s in JobStatus)
+        raise ValueError(f"--unique-states {states!r}: expected some of {known}") from None
 
 
 def read_data(raw: str) -> str:
@@ -124,9 +151,8 @@ def tenant_of(raw: str | None) -> TenantId:
     return TenantId(raw)
 
 
-async def submit(pool: db.Pool, tenant: TenantId, job: NewJob) -> tuple[Job, bool]:
-    done = await jobs.submit(pool, tenant_id=tenant, job=job)
-    return done.job, done.replayed
+async def submit(pool: db.Pool, tenant: TenantId, job: NewJob) -> Submitted:
+    return await jobs.submit(pool, tenant_id=tenant, job=job)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,11 +167,10 @@ def run(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout_seconds,
         run_at=run_at_after(args.delay_seconds),
         idempotency_key=args.idempotency_key,
+        unique=unique_of(args),
     )
     # The API's rules, not only the table's: the db layer checks the latter.
     validation.check_new_job(new)
-    job, replayed = asyncio.run(
-        with_pool(settings.database, lambda pool: submit(pool, tenant, new))
-    )
-    print(json.dumps(job_json(job, replayed=replayed)))
+    done = asyncio.run(with_pool(settings.database, lambda pool: submit(pool, tenant, new)))
+    print(json.dumps(job_json(done.job, replayed=done.replayed, duplicate=done.duplicate)))
     return 0

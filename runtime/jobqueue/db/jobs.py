@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
-from jobqueue import errors, idempotency, validation
+from jobqueue import errors, idempotency, unique, validation
 from jobqueue.db import Executor, Record, jsontext, listing, queries, rows, translate
 from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
 
@@ -42,6 +43,8 @@ async def submit(
         raise errors.QuotaExceeded(
             f"tenant {tenant_id} already has {max_queued} queued jobs", retry_after=5.0
         )
+    if job.unique is not None:
+        return await _submit_unique(conn, tenant_id=tenant_id, job=job, fp=fp)
     args = (
         tenant_id,
         job.queue,
@@ -67,6 +70,28 @@ async def submit(
     raise errors.DatabaseUnavailable("idempotent submit did not settle after 3 tries")
 
 
+async def _submit_unique(
+    conn: Executor, *, tenant_id: TenantId, job: NewJob, fp: str
+) -> Submitted:
+    # The id is chosen here so the one returned row tells the outcomes apart.
+    new_id = uuid.uuid4()
+    assert job.unique is not None
+    period = job.unique.period_seconds
+    r = await conn.fetchrow(
+        Q["submit_unique"], new_id, tenant_id, job.queue, job.type, job.data,
+        int(job.priority), job.max_attempts, job.timeout_seconds, job.idempotency_key, fp,
+        job.run_at, job.trace_context, unique.key(job),
+        None if period is None else float(period), unique.states(job),
+    )
+    if r is None:
+        raise errors.DatabaseUnavailable("unique submit returned nothing")
+    if r["id"] == new_id:
+        return Submitted(job=rows.job(r), replayed=False)
+    if job.idempotency_key is not None and r["idempotency_key"] == job.idempotency_key:
+        return _check_replay(rows.job(r), r["request_fingerprint"], job, fp)
+    return Submitted(job=rows.job(r), replayed=False, duplicate=True)
+
+
 @translate
 async def submit_many(
     conn: Executor, *, tenant_id: TenantId, jobs: Sequence[NewJob]
@@ -80,6 +105,9 @@ async def submit_many(
     if not jobs:
         return []
     validation.check_new_jobs(jobs, strict_names=False)
+    if any(j.unique is not None for j in jobs):
+        # Each needs its own lock and check; one at a time keeps them exact.
+        raise errors.InvalidInput("unique jobs cannot be submitted in a batch; submit each alone")
     fps = [idempotency.fingerprint(j) for j in jobs]
     inserted = await conn.fetch(
         Q["submit_many"],

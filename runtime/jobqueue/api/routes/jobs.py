@@ -54,7 +54,11 @@ _REPLAYED = {
     "Idempotent-Replayed": {
         "description": "`true`: this key was submitted before; this is that job",
         "schema": {"type": "string", "enum": ["true"]},
-    }
+    },
+    "Unique-Duplicate": {
+        "description": "`true`: a unique job duplicated this one; this is that job",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
 }
 
 
@@ -91,6 +95,7 @@ def _new_job(body: JobIn, key: str, carrier: dict[str, str]) -> NewJob:
         run_at=body.run_at,
         idempotency_key=key,
         trace_context=carrier or None,
+        unique=body.unique.to_model() if body.unique is not None else None,
     )
 
 
@@ -106,7 +111,7 @@ def _incoming_trace(request: Request) -> dict[str, str] | None:
 
 
 def _count(tenant: Tenant, submitted: Submitted) -> None:
-    if not submitted.replayed:
+    if not submitted.replayed and not submitted.duplicate:
         metrics.JOBS_SUBMITTED.labels(tenant.id, submitted.job.priority.name.lower()).inc()
 
 
@@ -116,7 +121,8 @@ def _count(tenant: Tenant, submitted: Submitted) -> None:
     response_model=JobOut,
     summary="Submit a job",
     responses={
-        200: {"model": JobOut, "description": "replay of an earlier request", "headers": _REPLAYED},
+        200: {"model": JobOut, "description": "replay of an earlier request, or a unique "
+              "job's duplicate", "headers": _REPLAYED},
         **docs.errors(*docs.COMMON, 409, 413),
     },
 )
@@ -143,6 +149,9 @@ async def submit(
     if submitted.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
+    elif submitted.duplicate:
+        response.status_code = 200
+        response.headers["Unique-Duplicate"] = "true"
     else:
         rt.backlog.accepted(tenant.id, 1)
     _count(tenant, submitted)

@@ -71,3 +71,8 @@ UPDATE jobs
  WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
    AND status IN ('dlq', 'cancelled')
 RETURNING *;
+
+-- name: submit_unique
+-- A job with `unique`: see jobqueue_submit_unique in schema.sql.
+SELECT * FROM jobqueue_submit_unique($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11,
+                                     $12::jsonb, $13, $14, $15::job_status[]);
