@@ -7,6 +7,7 @@ is checked by the route (413 above the configured limit).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from datetime import datetime
@@ -24,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from jobqueue import unique, validation
+from jobqueue import jobview, unique, validation
 from jobqueue.models import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -233,38 +234,9 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        # A row stored before the nesting limit must not fail the whole
-        # read (or list): its deep field is left out, and says so.
-        omitted = {
-            name: reason
-            for name, value in (("data", job.data), ("result", job.result))
-            if (reason := validation.omitted_reason(value)) is not None
-        }
-        return cls(
-            id=job.id,
-            tenant_id=job.tenant_id,
-            queue=job.queue,
-            type=job.type,
-            data=None if "data" in omitted else job.data,
-            status=job.status,
-            priority=job.priority.name.lower(),
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            timeout_seconds=job.timeout_seconds,
-            idempotency_key=job.idempotency_key,
-            scheduled_at=job.scheduled_at,
-            created_at=job.created_at,
-            leased_at=job.leased_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            updated_at=job.updated_at,
-            last_error=job.last_error,
-            errors=_errors(job.errors),
-            progress=job.progress,
-            progress_note=job.progress_note,
-            result=None if "result" in omitted else job.result,
-            omitted=omitted or None,
-        )
+        view = jobview.shown(job)
+        view["errors"] = _errors(job.errors)
+        return cls(**{name: view[name] for name in cls.model_fields})
 
 
 def _errors(stored: Any) -> list[ErrorEntry]:
@@ -324,13 +296,7 @@ class DepthOut(BaseModel):
 
     @classmethod
     def of(cls, row: DepthRow) -> DepthOut:
-        return cls(
-            tenant_id=row.tenant_id,
-            queue=row.queue,
-            status=row.status,
-            jobs=row.jobs,
-            oldest_ready_age_seconds=row.oldest_ready_age_seconds,
-        )
+        return cls(**dataclasses.asdict(row))
 
 
 class StatsOut(BaseModel):

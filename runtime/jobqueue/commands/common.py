@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import enum
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
-from jobqueue import apikeys, db, validation
+from jobqueue import apikeys, db, jobview, validation
 from jobqueue.db import migrations, tenants
 from jobqueue.models import Job, TenantId
 from jobqueue.observability import logging as obslog
@@ -27,6 +30,11 @@ def add_logging_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=["json", "console"],
                    help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)")
     p.add_argument("--log-level", help="default INFO (JOBQUEUE_LOG_LEVEL)")
+
+
+def flags(args: argparse.Namespace, *names: str) -> dict[str, object]:
+    """The named flags as settings overrides (None: not given)."""
+    return {name: getattr(args, name) for name in names}
 
 
 def log_flags(args: argparse.Namespace) -> dict[str, object]:
@@ -82,18 +90,19 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-def job_json(job: Job, **extra: object) -> dict[str, Any]:
-    return {
-        "id": str(job.id),
-        "tenant_id": job.tenant_id,
-        "queue": job.queue,
-        "type": job.type,
-        "status": job.status.value,
-        "priority": job.priority.name.lower(),
-        "attempt": job.attempt,
-        "max_attempts": job.max_attempts,
-        "idempotency_key": job.idempotency_key,
-        "scheduled_at": job.scheduled_at.isoformat(),
-        "created_at": job.created_at.isoformat(),
-        **extra,
-    }
+def _plain(value: object) -> object:
+    """A value of `jobview` as JSON: times in ISO 8601, ids as text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def job_json(job: Job, *, full: bool = False, **extra: object) -> dict[str, Any]:
+    """A job as the CLI prints it: `jobview.summary` (or, `full`, everything
+    an operator may see, the lease's owner and deadline included)."""
+    view = jobview.shown(job, internal=True) if full else jobview.summary(job)
+    return {**{k: _plain(v) for k, v in view.items()}, **extra}

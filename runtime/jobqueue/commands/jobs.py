@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jobqueue import db, validation
+from jobqueue import db
 from jobqueue.commands.common import job_json, print_table, run_with_pool, tenant_id
 from jobqueue.db import jobs
 from jobqueue.models import Job, JobId, JobStatus, Page, TenantId
@@ -61,35 +61,6 @@ def _tenant(args: argparse.Namespace) -> TenantId | None:
     return tenant_id(args.tenant) if args.tenant else None
 
 
-def _shown(job: Job) -> dict[str, Any]:
-    """data and result as stored, or null with the reason when a row stored
-    before the nesting limit holds one too deep to show (as the API does)."""
-    omitted = {name: reason for name, value in (("data", job.data), ("result", job.result))
-               if (reason := validation.omitted_reason(value)) is not None}
-    return {
-        "data": None if "data" in omitted else job.data,
-        "result": None if "result" in omitted else job.result,
-        "omitted": omitted or None,
-    }
-
-
-def full(job: Job) -> dict[str, Any]:
-    def ts(v: Any) -> str | None:
-        return v.isoformat() if v is not None else None
-
-    return job_json(
-        job,
-        **_shown(job),
-        timeout_seconds=job.timeout_seconds,
-        lease_owner=job.lease_owner,
-        lease_expires_at=ts(job.lease_expires_at),
-        started_at=ts(job.started_at),
-        finished_at=ts(job.finished_at),
-        last_error=job.last_error,
-        errors=job.errors,
-    )
-
-
 def run_list(args: argparse.Namespace) -> int:
     if not 1 <= args.page <= MAX_PAGE:
         raise ValueError(f"--page must be from 1 to {MAX_PAGE}")
@@ -120,7 +91,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def _one(args: argparse.Namespace, call: Callable[[db.Pool], Awaitable[Job]]) -> int:
     job = run_with_pool(call)
-    print(json.dumps(full(job), indent=2))
+    print(json.dumps(job_json(job, full=True), indent=2))
     return 0
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobqueue import db
-from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
+from jobqueue.commands.common import add_logging_flags, configure_logging, flags, log_flags
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics
 from jobqueue.process.connect import until_connected
@@ -61,16 +61,9 @@ def register(sub: Any) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> RuntimeSettings:
-    reaper = {
-        "leader_election": args.leader_election,
-        "leader_lease_seconds": args.leader_lease_seconds,
-        "interval_seconds": args.interval_seconds,
-        "retention_seconds": args.retention_seconds,
-        "metrics_port": args.metrics_port,
-        "lease_name": args.lease_name,
-        "lease_namespace": args.lease_namespace,
-        "kubeconfig": args.kubeconfig,
-    }
+    reaper = flags(args, "leader_election", "leader_lease_seconds", "interval_seconds",
+                   "retention_seconds", "metrics_port", "lease_name", "lease_namespace",
+                   "kubeconfig")
     return RuntimeSettings(reaper=reaper, log=log_flags(args))
 
 

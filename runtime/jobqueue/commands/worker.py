@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
+from jobqueue.commands.common import add_logging_flags, configure_logging, flags, log_flags
 from jobqueue.observability import metrics, tracing
 from jobqueue.settings import RuntimeSettings
 from jobqueue.worker import handlers
@@ -42,16 +42,8 @@ def register(sub: Any) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> RuntimeSettings:
-    worker = {
-        "queue": args.queue,
-        "concurrency": args.concurrency,
-        "handlers": args.handlers,
-        "lease_seconds": args.lease_seconds,
-        "heartbeat_seconds": args.heartbeat_seconds,
-        "poll_seconds": args.poll_seconds,
-        "grace_seconds": args.grace_seconds,
-        "metrics_port": args.metrics_port,
-    }
+    worker = flags(args, "queue", "concurrency", "handlers", "lease_seconds",
+                   "heartbeat_seconds", "poll_seconds", "grace_seconds", "metrics_port")
     database = {"listen": False if args.poll_only else None}
     return RuntimeSettings(worker=worker, database=database, log=log_flags(args))
 
