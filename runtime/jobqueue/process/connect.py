@@ -8,7 +8,6 @@ a stop request meanwhile ends the wait with nothing to clean up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -16,6 +15,7 @@ from jobqueue import errors
 from jobqueue.observability import metrics
 from jobqueue.observability.logging import Logger
 from jobqueue.process.backoff import Backoff
+from jobqueue.process.service import event_within
 
 T = TypeVar("T")
 
@@ -40,7 +40,5 @@ async def until_connected(
             delay = backoff.next()
             log.warning("database unavailable, retrying", error=str(exc),
                         retry_in=round(delay, 2))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
+            await event_within(stop, delay)
     return None

@@ -17,7 +17,6 @@ every process uses around it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import ClassVar, Generic, Protocol, TypeVar
 
@@ -97,6 +96,16 @@ async def run_forever(
         await service.wait(service.delay(result))
 
 
+async def event_within(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for `event` up to `timeout` seconds: True if it was set in time."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return False
+
+
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
@@ -141,7 +150,5 @@ class WhileLeader(Service[R | None]):
         return self.interval if result is None else self.service.delay(result)
 
     async def wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._changed.wait()
+        await event_within(self._changed, seconds)
         self._changed.clear()

@@ -25,7 +25,7 @@ from jobqueue.db import leases
 from jobqueue.models import JobStatus, Lease, Transition
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import metrics, tracing
-from jobqueue.process.backoff import Backoff
+from jobqueue.process.service import Service, event_within, run_forever
 from jobqueue.worker.handlers import Logger
 from jobqueue.worker.runner import Failed, Outcome, Snoozed, Succeeded
 
@@ -37,7 +37,17 @@ class Completion:
     duration_seconds: float
 
 
-class Completer:
+class Completer(Service[int]):
+    """A service (jobqueue.process): a pass flushes what finished since the
+    last one, waiting for the first result if there is none; `run_forever`
+    retries a flush that met an outage (the results stay pending)."""
+
+    name = "completer"
+    component = "worker"
+    interval = 0.0
+    retry_base_seconds = 0.2
+    retry_cap_seconds = 5.0
+
     def __init__(
         self,
         *,
@@ -63,8 +73,6 @@ class Completer:
         self._unsettled = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._backoff = Backoff(base=0.2, cap=5.0)
-        self._db_errors = metrics.DB_ERRORS.labels("worker")
         self._leases_lost = metrics.LEASE_LOST.labels(queue)
         # (tenant, status) -> its completed counter and duration histogram:
         # labels() on every ack cost more than the counting itself.
@@ -81,30 +89,24 @@ class Completer:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every result put so far is settled; False on timeout."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()
-            return True
-        except TimeoutError:
-            return False
+        return await event_within(self._idle, timeout)
 
     async def run(self) -> None:
-        while True:
-            if not self._pending:
-                self._pending.append(await self._inbox.get())
-            while not self._inbox.empty() and len(self._pending) < self.max_batch:
-                self._pending.append(self._inbox.get_nowait())
-            try:
-                await self._flush()
-                self._backoff.reset()
-            except errors.DatabaseUnavailable as exc:
-                self._db_errors.inc()
-                delay = self._backoff.next()
-                self.log.warning(
-                    "cannot ack, will retry", error=str(exc), results=len(self._pending),
-                    retry_in=round(delay, 2),
-                )
-                await asyncio.sleep(delay)
+        await run_forever(self, log=self.log)
+
+    async def run_once(self) -> int:
+        """Flush the pending results; how many there were."""
+        if not self._pending:
+            self._pending.append(await self._inbox.get())
+        while not self._inbox.empty() and len(self._pending) < self.max_batch:
+            self._pending.append(self._inbox.get_nowait())
+        batch = len(self._pending)
+        await self._flush()
+        return batch
+
+    async def wait(self, seconds: float) -> None:
+        if seconds > 0:  # after an outage; results wait in the inbox meanwhile
+            await asyncio.sleep(seconds)
 
     def _settle(self, done: list[Completion]) -> None:
         gone = {id(c) for c in done}

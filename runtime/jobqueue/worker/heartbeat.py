@@ -10,7 +10,6 @@ next beat: the leases have two more beats of margin.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from prometheus_client import Counter
 from jobqueue import db, errors
 from jobqueue.db import leases
 from jobqueue.models import JobId, LeaseToken
+from jobqueue.process.service import Service, run_forever
 from jobqueue.worker.handlers import Logger
 
 HeldLeases = Sequence[tuple[JobId, LeaseToken]]
@@ -30,45 +30,43 @@ class Beat:
     not_extended: list[tuple[JobId, LeaseToken]]
 
 
-class Heartbeat:
-    def __init__(
-        self,
-        *,
-        pool: db.Pool,
-        every: float,
-        lease_seconds: float,
-        held: Callable[[], HeldLeases],
-        on_lost: Callable[[JobId, LeaseToken], None],
-        log: Logger,
-        db_errors: Counter,
-    ) -> None:
-        self._pool = pool
-        self.every = every
-        self._lease_seconds = lease_seconds
-        self._held = held
-        self._on_lost = on_lost
-        self._log = log
-        self._db_errors = db_errors
+@dataclass(eq=False, kw_only=True)
+class Heartbeat(Service[Beat | None]):
+    """A service (jobqueue.process) whose pass never raises for an outage:
+    a failed beat is counted and retried at the next one, `every` seconds on."""
+
+    pool: db.Pool
+    every: float
+    lease_seconds: float
+    held: Callable[[], HeldLeases]
+    on_lost: Callable[[JobId, LeaseToken], None]
+    log: Logger
+    db_errors: Counter
+
+    name = "heartbeat"
+    component = "worker"
+    retry_on = ()
+
+    def __post_init__(self) -> None:
+        self.interval = self.every
 
     async def run_once(self) -> Beat | None:
         """One beat; None when nothing is held or the database did not answer."""
-        snapshot = list(self._held())
+        snapshot = list(self.held())
         if not snapshot:
             return None
         try:
-            still = await leases.heartbeat(self._pool, held=snapshot,
-                                           lease_seconds=self._lease_seconds)
+            still = await leases.heartbeat(self.pool, held=snapshot,
+                                           lease_seconds=self.lease_seconds)
         except errors.DatabaseUnavailable as exc:
-            self._db_errors.inc()
-            self._log.warning("heartbeat failed, will retry", error=str(exc),
-                              leases=len(snapshot))
+            self.db_errors.inc()
+            self.log.warning("heartbeat failed, will retry", error=str(exc),
+                             leases=len(snapshot))
             return None
         lost = [(jid, token) for jid, token in snapshot if jid not in still]
         for jid, token in lost:
-            self._on_lost(jid, token)
+            self.on_lost(jid, token)
         return Beat(extended=len(still), not_extended=lost)
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            await self.run_once()
+        await run_forever(self, log=self.log)

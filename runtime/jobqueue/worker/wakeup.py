@@ -15,11 +15,9 @@ import json
 import uuid
 from collections.abc import Callable
 
-from jobqueue import errors
-from jobqueue.db import notify
 from jobqueue.models import JobId
-from jobqueue.observability import metrics
-from jobqueue.process.backoff import Backoff
+from jobqueue.process.listen import Listener
+from jobqueue.process.service import event_within, run_forever
 from jobqueue.worker.handlers import Logger
 
 CHANNEL = "jobqueue_events"
@@ -55,12 +53,7 @@ class Wakeup:
 
     async def wait(self, timeout: float | None = None) -> bool:
         """True when woken, False when `timeout` passed first."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._event.wait()
-            return True
-        except TimeoutError:
-            return False
+        return await event_within(self._event, timeout)
 
     def on_event(self, payload: str) -> None:
         """A `jobqueue_events` payload: [[job_id, tenant_id, status, queue], ...]."""
@@ -89,30 +82,13 @@ class Wakeup:
         for job_id in ids:
             self._on_cancelled(job_id)
 
+    def listener(self) -> Listener:
+        """The LISTEN keeper that feeds this wake-up; every (re)connection
+        wakes the fetcher once, since events may have been missed meanwhile."""
+        return Listener(dsn=self.dsn, channel=CHANNEL, on_event=self.on_event,
+                        on_connect=self.set, component="worker", log=self.log,
+                        ping_seconds=PING_SECONDS)
+
     async def listen(self) -> None:
         """Keep a LISTEN connection open until cancelled, reconnecting with backoff."""
-        backoff = Backoff(base=0.2, cap=5.0)
-        while True:
-            try:
-                handle = await notify.listen(self.dsn, CHANNEL, self.on_event)
-            except errors.DatabaseUnavailable as exc:
-                metrics.DB_ERRORS.labels("worker").inc()
-                delay = backoff.next()
-                self.log.warning("cannot LISTEN, polling meanwhile", error=str(exc),
-                                 retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            self._event.set()
-            try:
-                while not handle.closed:
-                    try:
-                        async with asyncio.timeout(PING_SECONDS):
-                            await handle.wait_closed()
-                    except TimeoutError:
-                        await handle.ping()
-            except errors.DatabaseUnavailable:
-                pass
-            finally:
-                await handle.close()
-            self.log.warning("LISTEN connection lost, reconnecting")
+        await run_forever(self.listener(), log=self.log)
