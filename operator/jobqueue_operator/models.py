@@ -217,7 +217,7 @@ class JobQueueSpec(_Model):
 
 
 # Cross-field rules the apiserver checks (CEL), next to the models they guard.
-# The handlers re-check them in `spec_problems`, so an object created before
+# The handlers re-check them in `jobqueue_spec_problems`, so an object created before
 # a rule existed still gets a clear condition instead of a broken Deployment.
 TENANT_RULES: list[dict[str, str]] = [
     {

@@ -52,7 +52,7 @@ def _open_up(path: Path) -> None:
 
 
 class EmbeddedPostgres:
-    """One server: `start()` returns its DSN; `stop()`, `kill()`, `restart()`."""
+    """One server: `start()` returns its DSN; `stop()` (fast, or immediate: a crash)."""
 
     def __init__(
         self,

@@ -97,10 +97,13 @@ class ReaperSettings(BaseSettings):
     lease_name: str = "jobqueue-reaper"
     # Unset: the pod's namespace, else the kubeconfig's.
     lease_namespace: str | None = None
-    # Unset: the in-cluster service account.
+    # Unset: the in-cluster service account, at the apiserver the kubelet
+    # names in every pod's environment.
     kubeconfig: str | None = Field(
         None, validation_alias=AliasChoices("JOBQUEUE_REAPER_KUBECONFIG", "KUBECONFIG")
     )
+    kubernetes_service_host: str | None = Field(None, validation_alias="KUBERNETES_SERVICE_HOST")
+    kubernetes_service_port: int = Field(443, validation_alias="KUBERNETES_SERVICE_PORT")
     metrics_port: int | None = None
 
 

@@ -183,16 +183,18 @@ async def terminate_all(pool: db.Pool, workers: list[Proc], counts: dict[str, in
     may still be reconnecting after the partition and the restart). A worker
     restarted a moment ago may not have connected yet: a later round, a few
     tenths of a second on, hits it."""
-    names = {f"jobqueue-worker {worker_id(w)}"[:63]: w.name for w in workers}
     seen: set[str] = set()
     for _ in range(10):
+        # Named again each round: a worker restarted a moment ago has a new
+        # id once it logs its start.
+        names = {f"jobqueue-worker {worker_id(w)}"[:63]: w.name for w in workers}
         hit = await retrying(lambda: terminate_jobqueue_backends(pool))
         counts["terminations"] += len(hit)
         seen |= {names[app] for app in hit if app in names}
         if seen == set(names.values()):
             return
         await asyncio.sleep(0.3)
-    raise AssertionError(f"never lost a connection: {set(names.values()) - seen}")
+    raise AssertionError(f"never lost a connection: {({w.name for w in workers}) - seen}")
 
 
 def judge(

@@ -38,7 +38,11 @@ def test_conventional_names_are_read_too(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("JOBQUEUE_HANDLERS", "my.handlers")
     monkeypatch.setenv("KUBECONFIG", "/tmp/kubeconfig")
     monkeypatch.setenv("JOBQUEUE_TENANT", "acme")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
     settings = RuntimeSettings()
+    assert (settings.reaper.kubernetes_service_host,
+            settings.reaper.kubernetes_service_port) == ("10.0.0.1", 6443)
     assert settings.worker.handlers == "my.handlers"
     assert settings.reaper.kubeconfig == "/tmp/kubeconfig"
     assert settings.cli.tenant == "acme"

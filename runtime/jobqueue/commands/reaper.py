@@ -87,7 +87,8 @@ def elector_for(
             pool, name=settings.lease_name, identity=identity, lease_seconds=lease
         ), None
     config = (lease_api.from_kubeconfig(settings.kubeconfig) if settings.kubeconfig
-              else lease_api.in_cluster())
+              else lease_api.in_cluster(settings.kubernetes_service_host,
+                                         settings.kubernetes_service_port))
     client = lease_api.LeaseClient(config)
     namespace = settings.lease_namespace or config.namespace
     return KubernetesElector(

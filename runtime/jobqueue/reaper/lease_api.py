@@ -52,9 +52,9 @@ class KubeConfig:
         return self.token
 
 
-def in_cluster() -> KubeConfig:
-    host = os.environ.get("KUBERNETES_SERVICE_HOST")
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+def in_cluster(host: str | None, port: int) -> KubeConfig:
+    """The pod's service account, and the apiserver the kubelet names in
+    KUBERNETES_SERVICE_HOST/PORT (read by `ReaperSettings`)."""
     if not host:
         raise ValueError("not in a Kubernetes pod (KUBERNETES_SERVICE_HOST is unset)")
     if ":" in host:
