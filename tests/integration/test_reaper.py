@@ -31,7 +31,8 @@ async def test_expired_leases_go_back_to_the_queue_or_the_dlq(pool: db.Pool) -> 
                               lease_seconds=0.2)
     assert len(held) == 2
     assert (await reaper(pool).run_once()).did_something is False  # not expired yet
-    await asyncio.sleep(0.3)
+    for h in held:
+        await _expired(pool, h.job_id)
     result = await reaper(pool).run_once()
     assert (result.requeued, result.dead_lettered) == (1, 1)
     a = await jobs.get(pool, job_id=again.id)
@@ -178,7 +179,7 @@ async def test_two_reapers_at_once_take_each_expired_lease_once(pool: db.Pool) -
     await factories.backlog(pool, t.id, 300)
     held = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=300,
                               lease_seconds=0.1)
-    await asyncio.sleep(0.2)
+    await _expired(pool, held[-1].job_id)  # one statement: they all expire together
     # A split brain: two reapers, small batches, racing over the same rows.
     a, b = reaper(pool, batch=20), reaper(pool, batch=20)
 

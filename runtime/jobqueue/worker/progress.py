@@ -20,17 +20,23 @@ from prometheus_client import Counter
 from jobqueue import db, errors
 from jobqueue.db import leases
 from jobqueue.models import JobId, Lease, LeaseToken
+from jobqueue.process.service import Service, run_forever
 from jobqueue.worker.context import ProgressSink
 from jobqueue.worker.handlers import Logger
 
 Report = tuple[LeaseToken, float, str | None]
 
 
-class ProgressWriter:
-    """Built with the worker; `run(pool)` is its side task."""
+class ProgressWriter(Service[int]):
+    """Built with the worker; `run(pool)` is its side task, a service
+    (jobqueue.process) whose pass writes what was reported since the last."""
+
+    name = "progress"
+    component = "worker"
+    retry_on = ()  # a failed write keeps its reports for the next pass
 
     def __init__(self, *, every: float, log: Logger, db_errors: Counter) -> None:
-        self.every = every
+        self.interval = every
         self._log = log
         self._db_errors = db_errors
         self._pending: dict[JobId, Report] = {}
@@ -79,14 +85,16 @@ class ProgressWriter:
             # Checked before it gets here; dropping a report beats a stopped worker.
             self._log.warning("progress refused by the database", error=str(exc))
 
+    async def run_once(self) -> int:
+        """Wait for a report (unless some wait already), write them all; how many."""
+        if not self._pending:
+            await self._wake.wait()
+        self._wake.clear()
+        batch, self._pending = self._pending, {}
+        if batch and self._pool is not None:
+            await self._write(self._pool, batch)
+        return len(batch)
+
     async def run(self, pool: db.Pool) -> None:
         self._pool = pool
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, {}
-            if batch:
-                await self._write(pool, batch)
-            await asyncio.sleep(self.every)
-            if self._pending:
-                self._wake.set()
+        await run_forever(self, log=self._log)
