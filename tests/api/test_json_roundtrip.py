@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -37,6 +36,7 @@ from hypothesis import strategies as st
 from jobqueue import db
 from tests.support import api as support
 from tests.support.procs import Proc
+from tests.support.wait import eventually_sync
 
 QUEUE = "json-roundtrip"
 DEPTH = 8
@@ -119,16 +119,16 @@ async def client(api: Proc, api_pool: db.Pool) -> AsyncIterator[httpx.Client]:
 
 
 def _finished(client: httpx.Client, job_id: str, worker: Proc) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while True:
+    def finished() -> dict[str, Any] | None:
         r = client.get(f"/v1/jobs/{job_id}")
         assert r.status_code == 200, r.text
         job: dict[str, Any] = r.json()
         if job["status"] not in ("queued", "leased", "running"):
             return job
         assert worker.alive(), worker.text()[-3000:]
-        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-        time.sleep(0.01)
+        return None
+
+    return eventually_sync(finished, timeout=20, interval=0.01, what=f"job {job_id} finished")
 
 
 @settings(max_examples=80, deadline=None, derandomize=True,

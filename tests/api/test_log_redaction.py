@@ -5,6 +5,7 @@ Checked on the real log of a real server after real requests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from urllib.parse import quote
 
 import httpx
@@ -14,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.support import api as support
 from tests.support.procs import Proc
+from tests.support.wait import eventually
 
 # Every spelling Starlette decodes to `token`, the parameter the socket reads.
 SPELLINGS = ["token", "%74oken", "%74%6F%6B%65%6E", "tok%65n"]
@@ -24,11 +26,12 @@ def _every_byte_encoded(text: str) -> str:
 
 
 async def _log_settles(api: Proc, needle: str) -> str:
-    for _ in range(50):
+    def logged() -> str | None:
         log = api.text()
-        if needle in log:
-            return log
-        await asyncio.sleep(0.1)
+        return log if needle in log else None
+
+    with contextlib.suppress(AssertionError):  # not logged at all: the caller's asserts say so
+        return await eventually(logged, timeout=5, interval=0.1, what=repr(needle))
     return api.text()
 
 

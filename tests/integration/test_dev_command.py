@@ -4,7 +4,6 @@ every process and exits 0."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -23,7 +22,7 @@ from jobqueue import db
 from jobqueue.db import jobs
 from jobqueue.models import JobId, JobStatus, NewJob, TenantId
 from tests.support.procs import REPO
-from tests.support.wait import eventually_sync
+from tests.support.wait import eventually, eventually_sync
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -151,19 +150,15 @@ async def test_dev_restarts_a_dead_child_serves_the_api_and_stops_on_ctrl_c(
 
 
 async def _until_ready(http: httpx.AsyncClient) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if (await http.get("/readyz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "API not ready"
-        await asyncio.sleep(0.2)
+    async def ready() -> bool:
+        return (await http.get("/readyz")).status_code == 200
+
+    await eventually(ready, timeout=30, interval=0.2, what="the API ready",
+                     ignore=(httpx.HTTPError,))
 
 
 async def _until_succeeded(pool: db.Pool, job_id: JobId) -> None:
-    deadline = time.monotonic() + 30
-    while (await jobs.get(pool, job_id=job_id)).status is not JobStatus.SUCCEEDED:
-        assert time.monotonic() < deadline, f"job {job_id} did not succeed"
-        await asyncio.sleep(0.1)
+    async def succeeded() -> bool:
+        return (await jobs.get(pool, job_id=job_id)).status is JobStatus.SUCCEEDED
+
+    await eventually(succeeded, timeout=30, interval=0.1, what=f"job {job_id} succeeded")

@@ -6,13 +6,13 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from jobqueue import db
 from jobqueue.db import jobs
-from jobqueue.models import JobStatus, NewJob
+from jobqueue.models import Job, JobStatus, NewJob
 from tests import factories
+from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,13 +30,12 @@ async def test_example_handlers_run_in_a_worker_process(pool: db.Pool, dsn: str)
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        async def finished() -> list[Job] | None:
             got = [await jobs.get(pool, job_id=j.job.id) for j in (ok, bad, summed)]
-            if all(g.status.finished for g in got):
-                break
-            assert time.monotonic() < deadline, "example jobs did not finish"
-            await asyncio.sleep(0.1)
+            return got if all(g.status.finished for g in got) else None
+
+        got = await eventually(finished, timeout=30, interval=0.1,
+                               what="the example jobs finished")
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
