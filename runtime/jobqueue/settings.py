@@ -43,7 +43,9 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_WORKER_", populate_by_name=True)
 
     queue: str = "default"
-    concurrency: int = Field(10, ge=1, le=10_000)
+    # Leases are for free slots: fewer slots, smaller leases, more round
+    # trips per job (10 slots drained at a third of the rate of 100).
+    concurrency: int = Field(100, ge=1, le=10_000)
     handlers: str = Field(
         "",
         validation_alias=AliasChoices("JOBQUEUE_HANDLERS", "JOBQUEUE_WORKER_HANDLERS"),

@@ -7,7 +7,6 @@ is required; `jobqueue dev` generates one for its API process.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 import signal
@@ -17,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from jobqueue.api.app import create_app
-from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags
+from jobqueue.commands.common import add_logging_flags, configure_logging, log_flags, run_loop
 from jobqueue.observability import tracing
 from jobqueue.settings import ApiSettings, DatabaseSettings, RuntimeSettings
 
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     # are flushed below and the exit status is 0.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
-        asyncio.run(server(settings.api, settings.database).serve())
+        run_loop(server(settings.api, settings.database).serve())
     finally:
         tracing.shutdown()
     return 0

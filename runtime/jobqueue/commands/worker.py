@@ -15,7 +15,13 @@ import sys
 import threading
 from typing import Any
 
-from jobqueue.commands.common import add_logging_flags, configure_logging, flags, log_flags
+from jobqueue.commands.common import (
+    add_logging_flags,
+    configure_logging,
+    flags,
+    log_flags,
+    run_loop,
+)
 from jobqueue.observability import metrics, tracing
 from jobqueue.settings import RuntimeSettings
 from jobqueue.worker import handlers
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(settings.metrics_port)
     worker = Worker(dsn=database.dsn(), settings=settings, registry=registry, database=database)
     try:
-        code = asyncio.run(serve(worker))
+        code = run_loop(serve(worker))
     finally:
         tracing.shutdown()
     if any(t.name.startswith("handler") and t.is_alive() for t in threading.enumerate()):

@@ -12,6 +12,7 @@ they did change, so the caller can tell a lost lease from a done one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from jobqueue.db import Executor, jsontext, queries, rows, translate
 from jobqueue.models import JSON, JobId, Lease, LeaseToken, Transition, WorkerId
@@ -77,7 +78,41 @@ async def ack(
     return [rows.transition(r) for r in found]
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt: retry after `retry_in_seconds` (from the database
+    clock), or the DLQ when attempts are exhausted or `permanent`.
+    `max_attempts`, when given (a handler's retry policy), replaces the
+    job's own from this failure on."""
+
+    job_id: JobId
+    token: LeaseToken
+    error: str
+    retry_in_seconds: float
+    permanent: bool = False
+    max_attempts: int | None = None
+
+
 @translate
+async def fail_many(conn: Executor, *, failed: Sequence[Failure]) -> list[Transition]:
+    """-> queued or dlq, for a batch in one statement. Missing: lease lost.
+
+    Errors are made storable (`jsontext.storable_text`: NUL and lone
+    surrogates become U+FFFD) and cut to 4,000 characters."""
+    if not failed:
+        return []
+    found = await conn.fetch(
+        Q["fail"],
+        [f.job_id for f in failed],
+        [f.token for f in failed],
+        [jsontext.storable_text(f.error[:4000]) for f in failed],
+        [f.retry_in_seconds for f in failed],
+        [f.permanent for f in failed],
+        [f.max_attempts for f in failed],
+    )
+    return [rows.transition(r) for r in found]
+
+
 async def fail(
     conn: Executor,
     *,
@@ -88,18 +123,11 @@ async def fail(
     permanent: bool = False,
     max_attempts: int | None = None,
 ) -> Transition | None:
-    """-> queued after `retry_in_seconds` (from the database clock), or -> dlq
-    when attempts are exhausted or `permanent`. None: the lease was lost.
-
-    `max_attempts`, when given (a handler's retry policy), replaces the
-    job's own from this failure on. `error` is made storable
-    (`jsontext.storable_text`: NUL and lone surrogates become U+FFFD) and
-    cut to 4,000 characters."""
-    text = jsontext.storable_text(error[:4000])
-    r = await conn.fetchrow(
-        Q["fail"], job_id, token, text, retry_in_seconds, permanent, max_attempts
-    )
-    return rows.transition(r) if r else None
+    """One failed attempt (see `fail_many`). None: the lease was lost."""
+    done = await fail_many(conn, failed=[
+        Failure(job_id, token, error, retry_in_seconds, permanent, max_attempts)
+    ])
+    return done[0] if done else None
 
 
 @translate

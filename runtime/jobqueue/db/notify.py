@@ -13,9 +13,17 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from jobqueue.db import connect, translate
+from jobqueue.db import connect, queries, translate
 
 Callback = Callable[[str], None]
+Q = queries.load("notify")
+
+# Per-job events: the jobs trigger sends them only while a connection
+# listening here is registered (event_watchers), so nobody pays for them
+# while nobody watches.
+EVENTS = "jobqueue_events"
+# A watcher's registration outlives a missed probe or two, not a dead process.
+WATCH_SECONDS = 60.0
 
 
 class Listener:
@@ -24,6 +32,7 @@ class Listener:
     def __init__(self, conn: Any, channel: str) -> None:
         self._conn = conn
         self.channel = channel
+        self.watching = channel == EVENTS
         self._closed = asyncio.Event()
 
     def _on_terminated(self, _conn: object) -> None:
@@ -42,9 +51,15 @@ class Listener:
         """Round-trip on the listening connection: a half-open socket (a frozen
         server, a silent NAT drop) raises DatabaseUnavailable instead of
         leaving the listener deaf forever."""
-        await self._conn.fetchval("SELECT 1", timeout=timeout)
+        if self.watching:
+            await self._conn.execute(Q["watch"], WATCH_SECONDS, timeout=timeout)
+        else:
+            await self._conn.fetchval("SELECT 1", timeout=timeout)
 
     async def close(self) -> None:
+        if self.watching and not self.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.execute(Q["unwatch"]), timeout=2)
         try:
             await asyncio.wait_for(self._conn.close(), timeout=2)
         except Exception:
@@ -56,6 +71,8 @@ async def listen(
     dsn: str, channel: str, callback: Callback, *, application_name: str = "jobqueue-listen"
 ) -> Listener:
     """Connect, LISTEN on `channel` and call `callback(payload)` per notification.
+    On the per-job events channel the connection registers as a watcher
+    (renewed by `ping`), so the events are sent at all.
 
     Raises DatabaseUnavailable when the server cannot be reached.
     """
@@ -70,6 +87,8 @@ async def listen(
     try:
         conn.add_termination_listener(handle._on_terminated)
         await _add_listener(conn, channel, on_notify)
+        if handle.watching:
+            await _watch(conn)
     except BaseException:
         conn.terminate()
         raise
@@ -79,3 +98,8 @@ async def listen(
 @translate
 async def _add_listener(conn: Any, channel: str, fn: Callable[..., None]) -> None:
     await conn.add_listener(channel, fn)
+
+
+@translate
+async def _watch(conn: Any) -> None:
+    await conn.execute(Q["watch"], WATCH_SECONDS)

@@ -130,7 +130,6 @@ CREATE TABLE jobs (
     progress_note       text CHECK (length(progress_note) <= 200),
     -- Set only for jobs submitted with `unique` (jobqueue.unique). (version 8)
     unique_key          text,
-    CONSTRAINT jobs_idempotency UNIQUE (tenant_id, idempotency_key),
     CONSTRAINT jobs_lease_consistent CHECK (
         (status IN ('leased', 'running')) = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)
     )
@@ -143,6 +142,10 @@ CREATE TABLE jobs (
     autovacuum_vacuum_cost_delay = 0
 );
 
+-- Submissions with a key are accepted once (docs/design.md, invariant 1);
+-- keyless jobs have no entry, so their updates do not write one.
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 -- The lease path reads only this index: queued jobs, in the order they are
 -- served. Finished jobs never enter it, so history does not slow leasing.
 CREATE INDEX jobs_ready ON jobs (tenant_id, queue, priority DESC, scheduled_at, seq)
@@ -210,7 +213,7 @@ BEGIN
             coalesce(p_max_attempts,
                      (SELECT q.default_max_attempts FROM queues q WHERE q.name = p_queue), 5),
             p_timeout, p_key, p_fingerprint, coalesce(p_run_at, now()), p_trace, p_unique_key)
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *;
     IF FOUND THEN
         RETURN;
@@ -230,6 +233,13 @@ CREATE TABLE leaders (
     renewed_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
     transitions  integer NOT NULL DEFAULT 0
+);
+
+-- Connections listening for per-job events (db/notify.py registers them);
+-- the jobs trigger sends those events only while a row here is unexpired.
+CREATE TABLE event_watchers (
+    name       text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
 );
 
 -- Send `p_items` (JSON texts) on `p_channel` as JSON arrays, as few
@@ -266,18 +276,17 @@ BEGIN
 END;
 $$;
 
--- Job state changes for live watchers (WebSocket) and idle workers, one
--- notification per statement rather than per row (NOTIFY takes a global
--- lock at commit), chunked by jobqueue_notify_chunked. Payload: a JSON array
--- of [job id, tenant id, status, queue].
--- The jobs table's one statement trigger: the active counters, then the
--- notifications of version 4 (unchanged). Counters: per tenant, jobs that
--- became active minus jobs that stopped being active, added to taken or
--- freed. Written in tenant id order (INSERT ... ORDER BY; the rows exist,
--- so each is an update), so two statements never lock counter rows in
--- opposite orders.
+-- Job state changes, one notification per statement rather than per row
+-- (NOTIFY takes a global lock at commit), chunked by jobqueue_notify_chunked:
+-- on `jobqueue_ready`, the names of the queues that got queued jobs (for
+-- idle workers); on `jobqueue_events`, while someone watches, a JSON array
+-- of [job id, tenant id, status, queue] (for WebSocket watchers).
+-- The jobs table's one statement trigger: the active counters (version 6),
+-- then the notifications.
 CREATE FUNCTION jobqueue_jobs_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_ready text[];
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         WITH d AS (
@@ -314,6 +323,26 @@ BEGIN
     END IF;
 
     IF current_setting('jobqueue.events', true) = 'off' THEN
+        RETURN NULL;
+    END IF;
+    -- Workers: which queues got work. A queued row in an UPDATE was made
+    -- queued by it (retry, release, a failure's retry, the reaper) or
+    -- changed while queued: either way a lease attempt is all it costs.
+    v_ready := ARRAY(SELECT DISTINCT to_json(n.queue)::text
+                        FROM new_rows n WHERE n.status = 'queued');
+    -- Workers: held jobs cancelled, so their handlers stop at once. The
+    -- join only when a statement cancelled anything.
+    IF TG_OP = 'UPDATE' AND EXISTS (SELECT 1 FROM new_rows n WHERE n.status = 'cancelled') THEN
+        v_ready := v_ready || ARRAY(
+            SELECT json_build_array('cancelled', n.id)::text
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+             WHERE n.status = 'cancelled' AND o.status IN ('leased', 'running'));
+    END IF;
+    IF cardinality(v_ready) > 0 THEN
+        PERFORM jobqueue_notify_chunked('jobqueue_ready', v_ready);
+    END IF;
+    -- Watchers: every status change, only while someone watches.
+    IF NOT EXISTS (SELECT 1 FROM event_watchers w WHERE w.expires_at > now()) THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN

@@ -1,13 +1,14 @@
 """The ack batcher: turns finished attempts into fenced state changes.
 
-Successes are acked many at a time in one statement (whatever finished while
-the previous ack was in flight); failures and snoozes are rare and go one by
-one. Every finished job logs one line with its duration: failures always (a
-warning), successes as an info line, sampled by `log_sample` (1.0 every
-one, 0 none) for queues that run thousands a second. While
-the database is unreachable, results are kept and retried with backoff: a
-result is only dropped when the database says the lease is no longer ours
-("lease lost"), which is exactly when dropping it is correct.
+Whatever finished while the previous flush was in flight is flushed
+together: all successes in one ack statement, all failures in one fail
+statement; snoozes are rare and go one by one. Every finished job logs one
+line with its duration: failures always (a warning), successes as an info
+line, sampled by `log_sample` (1.0 every one, 0 none) for queues that run
+thousands a second. While the database is unreachable, results are kept and
+retried with backoff: a result is only dropped when the database says the
+lease is no longer ours ("lease lost"), which is exactly when dropping it is
+correct.
 """
 
 from __future__ import annotations
@@ -131,27 +132,21 @@ class Completer(Service[int]):
             for c in wins:
                 self._report(c, acked.get(c.lease.job_id), started)
             self._settle(wins)
-        for c in [c for c in self._pending if not isinstance(c.outcome, Succeeded)]:
+        losses = [c for c in self._pending if isinstance(c.outcome, Failed)]
+        if losses:
             started = tracing.now_ns()
-            if isinstance(c.outcome, Snoozed):
-                t = await leases.snooze(
-                    self.pool, job_id=c.lease.job_id, token=c.lease.token,
-                    seconds=c.outcome.seconds,
-                )
-                self._report_snooze(c, t)
-                self._settle([c])
-                continue
-            assert isinstance(c.outcome, Failed)
-            t = await leases.fail(
-                self.pool,
-                job_id=c.lease.job_id,
-                token=c.lease.token,
-                error=c.outcome.error,
-                retry_in_seconds=c.outcome.retry_in_seconds,
-                permanent=c.outcome.permanent,
-                max_attempts=c.outcome.max_attempts,
+            failed = await leases.fail_many(self.pool, failed=[_failure(c) for c in losses])
+            by_id = {t.job_id: t for t in failed}
+            for c in losses:
+                self._report(c, by_id.get(c.lease.job_id), started)
+            self._settle(losses)
+        for c in [c for c in self._pending if isinstance(c.outcome, Snoozed)]:
+            assert isinstance(c.outcome, Snoozed)
+            t = await leases.snooze(
+                self.pool, job_id=c.lease.job_id, token=c.lease.token,
+                seconds=c.outcome.seconds,
             )
-            self._report(c, t, started)
+            self._report_snooze(c, t)
             self._settle([c])
 
     def _report_snooze(self, c: Completion, t: Transition | None) -> None:
@@ -262,6 +257,13 @@ class Completer(Service[int]):
 def _result(c: Completion) -> object:
     assert isinstance(c.outcome, Succeeded)
     return c.outcome.result
+
+
+def _failure(c: Completion) -> leases.Failure:
+    assert isinstance(c.outcome, Failed)
+    o = c.outcome
+    return leases.Failure(c.lease.job_id, c.lease.token, o.error, o.retry_in_seconds,
+                          o.permanent, o.max_attempts)
 
 
 def _status_label(t: Transition) -> str:

@@ -20,12 +20,12 @@ from jobqueue.process.listen import Listener
 from jobqueue.process.service import event_within, run_forever
 from jobqueue.worker.handlers import Logger
 
-CHANNEL = "jobqueue_events"
+# The jobs trigger sends here, per statement, the names of the queues it
+# gave queued jobs and ["cancelled", job id] for each held job it
+# cancelled (schema.sql): short payloads, and none for leases and acks.
+CHANNEL = "jobqueue_ready"
 # How often an idle LISTEN connection proves it is still alive.
 PING_SECONDS = 15.0
-# How the status appears in a payload (JSON text); absent means nothing to do.
-_QUEUED = '"queued"'
-_CANCELLED = '"cancelled"'
 
 
 class Wakeup:
@@ -56,30 +56,27 @@ class Wakeup:
         return await event_within(self._event, timeout)
 
     def on_event(self, payload: str) -> None:
-        """A `jobqueue_events` payload: [[job_id, tenant_id, status, queue], ...]."""
-        if self._on_cancelled is not None and _CANCELLED in payload and self._watching():
-            self._cancelled(payload)
-        if _QUEUED not in payload:
-            # Every worker hears every status change of every job (each
-            # lease, start and ack statement of every worker); only a job
-            # becoming queued can matter. A substring test spares parsing
-            # the rest, which grows with the number of workers.
-            return
+        """A `jobqueue_ready` payload: a JSON array of queue names and
+        ["cancelled", job id] pairs."""
         try:
-            events = json.loads(payload)
-            wanted = any(e[2] == "queued" and e[3] == self.queue for e in events)
+            items = json.loads(payload)
+            wanted = self.queue in items
+            cancelled = [i[1] for i in items if isinstance(i, list) and i[0] == "cancelled"]
         except (ValueError, TypeError, IndexError, KeyError):
-            wanted = True  # an event we cannot read: a lease attempt is cheap
+            self._event.set()  # an event we cannot read: a lease attempt is cheap
+            return
         if wanted:
             self._event.set()
+        if cancelled and self._on_cancelled is not None and self._watching():
+            self._cancelled(cancelled)
 
-    def _cancelled(self, payload: str) -> None:
+    def _cancelled(self, ids: list[str]) -> None:
         assert self._on_cancelled is not None
         try:
-            ids = [JobId(uuid.UUID(e[0])) for e in json.loads(payload) if e[2] == "cancelled"]
-        except (ValueError, TypeError, IndexError, KeyError):
+            found = [JobId(uuid.UUID(i)) for i in ids]
+        except (ValueError, TypeError, AttributeError):
             return  # the heartbeat finds it lost soon enough
-        for job_id in ids:
+        for job_id in found:
             self._on_cancelled(job_id)
 
     def listener(self) -> Listener:

@@ -11,7 +11,7 @@ WITH ins AS (
             coalesce($6::integer,
                      (SELECT q.default_max_attempts FROM queues q WHERE q.name = $2), 5),
             $7, $8, $9, coalesce($10::timestamptz, now()))
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, request_fingerprint
 )
 SELECT true AS inserted, id, request_fingerprint FROM ins

@@ -13,7 +13,7 @@ WITH ins AS (
             coalesce($6::integer,
                      (SELECT q.default_max_attempts FROM queues q WHERE q.name = $2), 5),
             $7, $8, $9, coalesce($10, now()), $11::jsonb)
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 )
 SELECT true AS inserted, * FROM ins
@@ -39,7 +39,7 @@ SELECT $1, b.queue, b.type, b.payload::jsonb, b.priority,
                             idempotency_key, fingerprint, scheduled_at, trace_context, ord)
   LEFT JOIN queues q ON q.name = b.queue
  ORDER BY b.ord
-ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
 -- name: find_by_keys

@@ -33,25 +33,36 @@ UPDATE jobs
 RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
 
 -- name: fail
--- Retry after $4 seconds of backoff from the database clock, or to the DLQ
--- when attempts are exhausted or the error is permanent ($5). $6, when not
--- NULL, is the handler's own max_attempts (@handler(retry=...)): it
--- replaces the job's from here on, so the reaper and readers agree.
+-- A batch of failed attempts: each retries after its backoff from the
+-- database clock, or goes to the DLQ when its attempts are exhausted or its
+-- error is permanent. A max_attempts that is not NULL is the handler's own
+-- (@handler(retry=...)): it replaces the job's from here on, so the reaper
+-- and readers agree.
 UPDATE jobs
-   SET status = CASE WHEN $5::boolean OR attempt >= coalesce($6::integer, max_attempts)
+   SET status = CASE WHEN f.permanent OR jobs.attempt >= coalesce(f.max_attempts, jobs.max_attempts)
                      THEN 'dlq'::job_status ELSE 'queued'::job_status END,
-       scheduled_at = CASE WHEN $5 OR attempt >= coalesce($6, max_attempts) THEN scheduled_at
-                           ELSE now() + make_interval(secs => $4::double precision) END,
-       finished_at = CASE WHEN $5 OR attempt >= coalesce($6, max_attempts) THEN now() END,
-       max_attempts = coalesce($6, max_attempts),
-       last_error = $3::text,
+       scheduled_at = CASE WHEN f.permanent
+                                OR jobs.attempt >= coalesce(f.max_attempts, jobs.max_attempts)
+                           THEN jobs.scheduled_at
+                           ELSE now() + make_interval(secs => f.retry_in) END,
+       finished_at = CASE WHEN f.permanent
+                               OR jobs.attempt >= coalesce(f.max_attempts, jobs.max_attempts)
+                          THEN now() END,
+       max_attempts = coalesce(f.max_attempts, jobs.max_attempts),
+       last_error = f.error,
        -- keep the last 20 errors
-       errors = CASE WHEN jsonb_array_length(errors) >= 20 THEN errors - 0 ELSE errors END
+       errors = CASE WHEN jsonb_array_length(jobs.errors) >= 20 THEN jobs.errors - 0
+                     ELSE jobs.errors END
                 || jsonb_build_array(jsonb_build_object(
-                       'attempt', attempt, 'error', $3::text, 'at', now(), 'worker', lease_owner)),
+                       'attempt', jobs.attempt, 'error', f.error, 'at', now(),
+                       'worker', jobs.lease_owner)),
        lease_token = NULL, lease_expires_at = NULL, updated_at = now()
- WHERE id = $1 AND lease_token = $2 AND status IN ('leased', 'running')
-RETURNING id, tenant_id, status, attempt;
+  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::double precision[], $5::boolean[],
+              $6::integer[])
+       AS f(id, token, error, retry_in, permanent, max_attempts)
+ WHERE jobs.id = f.id AND jobs.lease_token = f.token
+   AND jobs.status IN ('leased', 'running')
+RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
 
 -- name: release
 -- Graceful stop: back to the queue without burning the attempt.
