@@ -18,6 +18,8 @@ Sections (each a function of `main`, printed as one table):
     python hack/bench.py                          # 20,000 jobs
     python hack/bench.py --quick                  # CI-sized
     python hack/bench.py --only drain --runs 3    # medians of 3 drains
+    python hack/bench.py --compare pgqueuer --durable --runs 3 [--json] [--before TREE]
+                                                  # side by side (hack/bench_compare.py)
 
 Uses an embedded PostgreSQL (fsync off unless --durable); DATABASE_URL
 points it at another server instead (it creates its own databases there).
@@ -88,40 +90,6 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(30)
         except subprocess.TimeoutExpired:
             p.kill()
-
-
-def server_cpu_seconds(postmaster: int | None) -> float | None:
-    """CPU time of the whole local server: the postmaster, its live children,
-    and (cutime, cstime) the children it has reaped. None when not local."""
-    if postmaster is None:
-        return None
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            f = benchdb.proc_stat(int(entry))
-        except OSError:
-            continue  # exited meanwhile
-        if int(entry) == postmaster:
-            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-        elif int(f[1]) == postmaster:
-            total += int(f[11]) + int(f[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _parent_postgres(backend: int) -> int | None:
-    try:
-        parent = int(benchdb.proc_stat(backend)[1])
-        with open(f"/proc/{parent}/cmdline", "rb") as f:
-            return parent if b"postgres" in f.read() else None
-    except OSError:
-        return None
-
-
-async def find_postmaster(pool: db.Pool) -> int | None:
-    """The server's main process, if it runs on this machine and /proc shows it."""
-    return _parent_postgres(await pool.fetchval("SELECT pg_backend_pid()"))
 
 
 async def workers_ready(pool: db.Pool, n: int, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -204,12 +172,13 @@ async def drain_once(server_dsn: str, n: int, workers: int, concurrency: int) ->
     procs = start_workers(dsn, workers, concurrency)
     pids = [p.pid for p in procs]
     try:
-        postmaster = await find_postmaster(pool)
+        postmaster = await benchdb.find_postmaster(dsn)
         await workers_ready(pool, workers, procs)
-        cpu0, server0 = benchdb.cpu_seconds(*pids), server_cpu_seconds(postmaster)
+        cpu0, server0 = benchdb.cpu_seconds(*pids), benchdb.server_cpu_seconds(postmaster)
         await tenants.update(pool, tenant_id=TENANT, enabled=True)
         await settle(pool, procs)
-        cpu, server1 = benchdb.cpu_seconds(*pids) - cpu0, server_cpu_seconds(postmaster)
+        cpu = benchdb.cpu_seconds(*pids) - cpu0
+        server1 = benchdb.server_cpu_seconds(postmaster)
         done = await all_jobs(pool)
     finally:
         stop_workers(procs)
@@ -253,16 +222,18 @@ async def latency_section(server_dsn: str, n: int, every: float = 0.01) -> list[
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     procs = start_workers(dsn, 1, 10)
     try:
-        postmaster = await find_postmaster(pool)
+        postmaster = await benchdb.find_postmaster(dsn)
         await workers_ready(pool, 1, procs)
         await asyncio.sleep(1)  # LISTENing
-        cpu0, server0 = benchdb.cpu_seconds(procs[0].pid), server_cpu_seconds(postmaster)
+        cpu0 = benchdb.cpu_seconds(procs[0].pid)
+        server0 = benchdb.server_cpu_seconds(postmaster)
         t0 = time.perf_counter()
         for i in range(n):
             await jobs.submit(pool, tenant_id=TENANT, job=NewJob(type="echo", data={"i": i}))
             await asyncio.sleep(max(0.0, t0 + (i + 1) * every - time.perf_counter()))
         await settle(pool, procs)
-        cpu, server1 = benchdb.cpu_seconds(procs[0].pid) - cpu0, server_cpu_seconds(postmaster)
+        cpu = benchdb.cpu_seconds(procs[0].pid) - cpu0
+        server1 = benchdb.server_cpu_seconds(postmaster)
         found = await all_jobs(pool)
     finally:
         stop_workers(procs)
@@ -317,6 +288,16 @@ def print_table(rows: list[Row]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     n = 2000 if args.quick else args.jobs
+    if args.compare:
+        import bench_compare  # hack/bench_compare.py, next to this file
+
+        scenarios = args.only.split(",") if args.only else list(bench_compare.SCENARIOS)
+        if set(scenarios) - set(bench_compare.SCENARIOS):
+            raise SystemExit(f"--only with --compare: one of {','.join(bench_compare.SCENARIOS)}")
+        with benchdb.server(args.durable) as server_dsn:
+            await bench_compare.compare(server_dsn, n=n, rounds=args.runs, only=scenarios,
+                                        before=args.before, as_json=args.json)
+        return
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     if only - set(SECTIONS) - set(OPT_IN):
         raise SystemExit(f"--only: unknown section(s) {sorted(only - set(SECTIONS))}")
@@ -369,6 +350,11 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=1, help="drains per size; medians printed")
     parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}, or "
                                        f"{','.join(OPT_IN)} (GET /v1/jobs at 1M and 10M rows)")
+    parser.add_argument("--compare", choices=["pgqueuer"],
+                        help="side by side with pgqueuer (pip install -e '.[bench]')")
+    parser.add_argument("--before", type=Path, metavar="TREE",
+                        help="with --compare: also the jobqueue of another source tree")
+    parser.add_argument("--json", action="store_true", help="with --compare: JSON output")
     parser.add_argument("--traced", type=float, metavar="RATIO",
                         help="trace every process, sampling RATIO (0-1) of jobs, exported over "
                              "OTLP/HTTP to a local sink")

@@ -66,3 +66,41 @@ def cpu_seconds(*pids: int) -> float:
     """User + system CPU time the processes have used so far (Linux /proc)."""
     # utime and stime are fields 14 and 15 of /proc/PID/stat.
     return sum(int(f[11]) + int(f[12]) for f in map(proc_stat, pids)) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(postmaster: int | None) -> float | None:
+    """CPU time of the whole local server: the postmaster, its live children,
+    and (cutime, cstime) the children it has reaped. None when not local."""
+    if postmaster is None:
+        return None
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            f = proc_stat(int(entry))
+        except OSError:
+            continue  # exited meanwhile
+        if int(entry) == postmaster:
+            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+        elif int(f[1]) == postmaster:
+            total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _parent_postgres(backend: int) -> int | None:
+    try:
+        parent = int(proc_stat(backend)[1])
+        with open(f"/proc/{parent}/cmdline", "rb") as f:
+            return parent if b"postgres" in f.read() else None
+    except OSError:
+        return None
+
+
+async def find_postmaster(dsn: str) -> int | None:
+    """The server's main process, if it runs on this machine and /proc shows it."""
+    conn = await db.connect(dsn)
+    try:
+        return _parent_postgres(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
