@@ -127,7 +127,7 @@ async def all_jobs(pool: db.Pool, tenant: TenantId) -> list[Job]:
     while True:
         got = await jobs.list_jobs(pool, tenant_id=tenant, page=page, page_size=1000)
         out += got.jobs
-        if len(out) >= got.total:
+        if got.next is None:  # `total` is capped at 1,000; `next` is not
             return out
         page += 1
 
