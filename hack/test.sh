@@ -6,6 +6,14 @@ hack/bootstrap.sh
 . .venv/bin/activate
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 
+# The dashboard's browser tests (tests/ui) drive Debian's chromium through
+# Playwright; installed here, once, like hack/cluster.sh installs its packages.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "--- apt-get install chromium (browser tests)"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2
+fi
+
 echo "--- ruff"
 ruff check runtime operator tests hack examples
 echo "--- mypy"

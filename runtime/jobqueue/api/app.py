@@ -27,8 +27,11 @@ from jobqueue.api.hub import Hub
 from jobqueue.api.quotas import BacklogGate, TenantCache
 from jobqueue.api.revalidate import Revalidation
 from jobqueue.api.routes import auth as auth_routes
+from jobqueue.api.routes import bulk as bulk_routes
+from jobqueue.api.routes import dashboard as dashboard_routes
 from jobqueue.api.routes import jobs as job_routes
 from jobqueue.api.routes import ops as ops_routes
+from jobqueue.api.routes import ui as ui_routes
 from jobqueue.api.routing import RouteTable
 from jobqueue.api.state import Runtime
 from jobqueue.db import health
@@ -152,7 +155,17 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
     app.include_router(job_routes.router)
     app.include_router(ops_routes.router)
     app.include_router(ws.router)
-    routers = (auth_routes.router, job_routes.router, ops_routes.router)
+    app.include_router(bulk_routes.router)
+    app.include_router(dashboard_routes.router)
+    app.include_router(ui_routes.router)
+    routers = (
+        auth_routes.router,
+        job_routes.router,
+        ops_routes.router,
+        bulk_routes.router,
+        dashboard_routes.router,
+        ui_routes.router,
+    )
     app.state.route_table = RouteTable(
         [*app.router.routes, *(route for r in routers for route in r.routes)]
     )

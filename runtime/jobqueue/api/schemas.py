@@ -195,6 +195,14 @@ class ErrorEntry(BaseModel):
     at: datetime
 
 
+def _trace_id(carrier: dict[str, str] | None) -> str | None:
+    # traceparent is version-traceid-spanid-flags (W3C Trace Context).
+    parts = (carrier or {}).get("traceparent", "").split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        return parts[1]
+    return None
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     tenant_id: str
@@ -222,6 +230,9 @@ class JobOut(BaseModel):
         None, description="the handler's latest ctx.progress(), 0 to 1; null if never reported"
     )
     progress_note: str | None = None
+    trace_id: str | None = Field(
+        None, description="the W3C trace id the job's spans belong to, if it was traced"
+    )
     result: Any
     omitted: dict[str, str] | None = Field(
         None,
@@ -236,6 +247,7 @@ class JobOut(BaseModel):
     def of(cls, job: Job) -> JobOut:
         view = jobview.shown(job)
         view["errors"] = _errors(job.errors)
+        view["trace_id"] = _trace_id(job.trace_context)
         return cls(**{name: view[name] for name in cls.model_fields})
 
 
