@@ -8,7 +8,8 @@ import httpx
 from jobqueue import db
 from jobqueue.db import dashboard, queues
 from tests import factories
-from tests.api import support
+from tests.support import api as support
+from tests.support.procs import Proc
 
 
 async def test_the_overview_counts_only_the_callers_jobs(
@@ -69,7 +70,7 @@ async def test_admin_views_need_the_admin_credential(
 
 
 async def test_admin_sees_tenants_with_usage_and_budget_and_queues_with_defaults(
-    admin: httpx.AsyncClient, api: support.ApiProcess, api_pool: db.Pool
+    admin: httpx.AsyncClient, api: Proc, api_pool: db.Pool
 ) -> None:
     slow = await support.tenant_with_key(api_pool, rate_per_minute=60, rate_burst=10)
     await factories.backlog(api_pool, slow.id, 2, queue="adm-q")
@@ -192,3 +193,20 @@ async def test_a_job_shows_its_error_history_and_trace_id(
     got = (await client_a.get(f"/v1/jobs/{dead[0].id}")).json()
     assert got["trace_id"] == "ab" * 16
     assert [(e["attempt"], e["error"]) for e in got["errors"]] == [(1, "boom")]
+
+
+async def test_bulk_numbers_and_flags_are_strict_on_the_wire(
+    client_a: httpx.AsyncClient, api_pool: db.Pool, tenant_a: support.TenantKey
+) -> None:
+    dead = await factories.dead_lettered(api_pool, tenant_a.id, 1, queue="bulk-strict")
+    for body in [
+        {"queue": "bulk-strict", "limit": "5"},
+        {"queue": "bulk-strict", "limit": 5.0},
+        {"queue": "bulk-strict", "limit": True},
+        {"queue": "bulk-strict", "reset_attempts": "true"},
+        {"queue": "bulk-strict", "reset_attempts": 1},
+        {"queue": "bulk-strict", "created_after": 1700000000},
+    ]:
+        r = await client_a.post("/v1/jobs/retry", json=body)
+        assert r.status_code == 422, (body, r.text)
+    assert (await client_a.get(f"/v1/jobs/{dead[0].id}")).json()["status"] == "dlq"

@@ -18,9 +18,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from jobqueue import db
-from tests.api import support
-from tests.chaos.procs import Proc
 from tests.conftest import PgServer, create_database, drop_database
+from tests.support import api as support
+from tests.support.procs import Proc
 
 QUEUE = "ui"
 
@@ -63,7 +63,7 @@ async def ui_pool(ui_dsn: str) -> AsyncIterator[db.Pool]:
 @pytest.fixture(scope="module")
 async def ui_api(
     ui_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[support.ApiProcess]:
+) -> AsyncIterator[Proc]:
     logs = tmp_path_factory.mktemp("ui-api")
     async with support.running_api(ui_dsn, logs, api_tenant_cache_seconds=0) as server:
         yield server
@@ -100,7 +100,7 @@ def page_errors() -> list[str]:
 
 @pytest.fixture
 async def page(
-    browser: Browser, ui_api: support.ApiProcess, page_errors: list[str]
+    browser: Browser, ui_api: Proc, page_errors: list[str]
 ) -> AsyncIterator[Page]:
     context = await browser.new_context(base_url=ui_api.url, viewport={"width": 1280,
                                                                         "height": 900})

@@ -12,8 +12,8 @@ import httpx
 from playwright.async_api import Page, expect
 
 from jobqueue import db
-from tests.api import support
-from tests.chaos.procs import Proc
+from tests.support import api as support
+from tests.support.procs import Proc
 from tests.ui.conftest import QUEUE
 from tests.ui.handlers import HOSTILE_ERROR
 
@@ -42,7 +42,7 @@ async def _status(client: httpx.AsyncClient, job_id: str) -> str:
 
 
 async def test_sign_in_with_a_wrong_key_says_so_and_a_right_one_gets_in(
-    page: Page, ui_api: support.ApiProcess, ui_pool: db.Pool, page_errors: list[str]
+    page: Page, ui_api: Proc, ui_pool: db.Pool, page_errors: list[str]
 ) -> None:
     tenant = await support.tenant_with_key(ui_pool)
     await page.goto("/ui/")
@@ -59,7 +59,7 @@ async def test_sign_in_with_a_wrong_key_says_so_and_a_right_one_gets_in(
 
 
 async def test_a_submitted_job_goes_from_queued_to_succeeded_without_a_reload(
-    page: Page, ui_api: support.ApiProcess, ui_pool: db.Pool, worker: Proc,
+    page: Page, ui_api: Proc, ui_pool: db.Pool, worker: Proc,
     artifacts: Path,
 ) -> None:
     tenant = await support.tenant_with_key(ui_pool)
@@ -93,7 +93,7 @@ async def test_a_submitted_job_goes_from_queued_to_succeeded_without_a_reload(
 
 
 async def test_a_dead_lettered_job_is_retried_from_its_page_and_runs(
-    page: Page, ui_api: support.ApiProcess, ui_pool: db.Pool, worker: Proc,
+    page: Page, ui_api: Proc, ui_pool: db.Pool, worker: Proc,
     artifacts: Path,
 ) -> None:
     tenant = await support.tenant_with_key(ui_pool)
@@ -121,7 +121,7 @@ async def test_a_dead_lettered_job_is_retried_from_its_page_and_runs(
 
 
 async def test_bulk_retry_of_a_filtered_dlq_view_asks_first_then_runs_them_all(
-    page: Page, ui_api: support.ApiProcess, ui_pool: db.Pool, worker: Proc,
+    page: Page, ui_api: Proc, ui_pool: db.Pool, worker: Proc,
 ) -> None:
     tenant = await support.tenant_with_key(ui_pool)
     await _sign_in(page, tenant)
@@ -155,7 +155,7 @@ async def test_bulk_retry_of_a_filtered_dlq_view_asks_first_then_runs_them_all(
 
 
 async def test_a_payload_with_a_script_renders_as_text_and_never_runs(
-    page: Page, ui_api: support.ApiProcess, ui_pool: db.Pool
+    page: Page, ui_api: Proc, ui_pool: db.Pool
 ) -> None:
     tenant = await support.tenant_with_key(ui_pool)
     await _sign_in(page, tenant)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from jobqueue.api import errors as api_errors
+from jobqueue.api import http_errors
 from jobqueue.api.dashboard_schemas import (
     MinuteOut,
     OverviewOut,
@@ -103,7 +103,7 @@ async def overview(
 
 def _admin(access: Access) -> None:
     if not access.principal.admin:
-        raise api_errors.forbidden("this view needs the admin credential")
+        raise http_errors.forbidden("this view needs the admin credential")
 
 
 def _usage(depth: list[DepthRow]) -> dict[str, UsageOut]:

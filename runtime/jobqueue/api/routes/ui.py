@@ -14,7 +14,7 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from jobqueue.api import errors as api_errors
+from jobqueue.api import http_errors
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,6 +75,6 @@ async def ui_asset(name: str) -> Response:
 def ui_file(name: str) -> Response:
     found = FILES.get(name)
     if found is None:
-        raise api_errors.ApiError(404, "not_found", f"no file {name!r} in the web UI")
+        raise http_errors.HttpError(404, "not_found", f"no file {name!r} in the web UI")
     body, media_type = found
     return Response(body, media_type=media_type, headers=HEADERS)

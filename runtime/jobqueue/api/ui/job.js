@@ -13,12 +13,19 @@ function json(value) {
            value === null || value === undefined ? "null" : JSON.stringify(value, null, 2));
 }
 
+function progress(value, note) {
+  if (value === null || value === undefined) return "—";
+  const pct = `${Math.round(value * 100)}%`;
+  return note ? `${pct} (${note})` : pct;
+}
+
 function facts(job) {
   const rows = [
     ["tenant", job.tenant_id], ["queue", job.queue], ["type", job.type],
     ["priority", job.priority], ["attempts", `${job.attempt} of ${job.max_attempts}`],
     ["timeout", `${job.timeout_seconds} s`], ["idempotency key", job.idempotency_key ?? "—"],
     ["trace id", job.trace_id ?? "—"],
+    ["progress", progress(job.progress, job.progress_note)],
     ["created", when(job.created_at)], ["scheduled", when(job.scheduled_at)],
     ["leased", when(job.leased_at)], ["started", when(job.started_at)],
     ["finished", when(job.finished_at)], ["updated", when(job.updated_at)],
@@ -31,11 +38,10 @@ function history(job) {
   const entries = job.errors ?? [];
   if (!entries.length) return h("p", { class: "empty" }, "No errors.");
   return h("table", { class: "errors" },
-    h("thead", {}, h("tr", {}, ["attempt", "at", "worker", "error"].map((c) =>
+    h("thead", {}, h("tr", {}, ["attempt", "at", "error"].map((c) =>
       h("th", { scope: "col" }, c)))),
     h("tbody", {}, entries.map((e) => h("tr", {},
       h("td", {}, String(e.attempt ?? "")), h("td", {}, when(e.at)),
-      h("td", { class: "mono" }, String(e.worker ?? "")),
       h("td", {}, h("pre", { class: "error-text" }, String(e.error ?? "")))))));
 }
 
@@ -93,6 +99,11 @@ export async function render(root, id) {
     history(job)]);
   leave();
   unsubscribe = onEvent((m) => {
-    if ((m.type === "job" && m.job_id === job.id) || m.type === "resync") rerender();
+    if (m.type === "progress" && m.job_id === job.id) {
+      const cell = root.querySelector('dd[data-field="progress"]');
+      if (cell) cell.textContent = progress(m.progress, m.note);
+    } else if ((m.type === "job" && m.job_id === job.id) || m.type === "resync") {
+      rerender();
+    }
   });
 }
