@@ -215,6 +215,25 @@ async def jobqueue_status(
                           logger)
 
 
+@kopf.on.event(G, V, "jobqueues")
+async def jobqueue_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A deleted JobQueue's schedules stop firing. Best effort, without a
+    finalizer: one deleted while no operator runs keeps its schedules in the
+    database until they are deleted there (`jobqueue schedule delete` cannot:
+    they are the JobQueue's; recreate and remove it, or delete the rows)."""
+    if event.get("type") != "DELETED":
+        return
+    try:
+        await queue_reconciler.forget_schedules(
+            memo.ctx, name=body.metadata.name or "", namespace=body.metadata.namespace,
+            spec=dict(body.spec),
+        )
+    except Exception as exc:
+        logger.warning("schedules of the deleted JobQueue not removed: %s", exc)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})
 async def child_deployment_event(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any

@@ -164,6 +164,45 @@ class Autoscaling(_Model):
     )
 
 
+# Five whitespace-separated fields; the operator checks the rest (jobqueue.cron).
+CRON_PATTERN = r"^\s*\S+(\s+\S+){4}\s*$"
+ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+./-]*$"
+JOB_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
+
+
+class ScheduleSpec(_Model):
+    """A cron schedule of one tenant, firing jobs into this queue (or `queue`).
+
+    Synced to the queue's database on every reconcile; one removed from the
+    list is deleted there. The reaper fires it (docs/design.md, invariant 13).
+    """
+
+    name: str = Field(min_length=1, max_length=63, pattern=TENANT_NAME_PATTERN,
+                      description="unique per tenant")
+    tenant: str = Field(min_length=1, max_length=63, pattern=TENANT_NAME_PATTERN,
+                        description="the tenant that owns the jobs (a Tenant's name)")
+    cron: str = Field(min_length=1, max_length=200, pattern=CRON_PATTERN,
+                      description="five fields: minute hour day-of-month month day-of-week")
+    timezone: str = Field("UTC", min_length=1, max_length=64, pattern=ZONE_PATTERN,
+                          description="an IANA time zone; DST as Debian cron handles it")
+    type: str = Field(min_length=1, max_length=200, pattern=JOB_TYPE_PATTERN,
+                      description="the job type to fire")
+    data: Annotated[
+        dict[str, JsonValue],
+        WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                        "description": "the job's payload, a JSON object"}),
+    ] = Field(default_factory=dict)
+    queue: str | None = Field(None, min_length=1, max_length=63, pattern=QUEUE_PATTERN,
+                              description="defaults to this JobQueue's queue")
+    priority: Literal["low", "normal", "high", "critical"] = "normal"
+    max_attempts: int | None = Field(None, ge=1, le=1000,
+                                     description="defaults to the queue's maxAttempts")
+    overlap: Literal["allow", "skip"] = Field(
+        "allow", description="skip: no fire while the previous fire's job is unfinished")
+    missed: Literal["skip", "run_once"] = Field(
+        "skip", description="fire times missed during downtime: skip, or one job for all")
+
+
 class JobQueueSpec(_Model):
     """Workers and a reaper for one queue."""
 
@@ -199,6 +238,12 @@ class JobQueueSpec(_Model):
         default_factory=DatabaseSecretRef, json_schema_extra=_EMPTY
     )
     reaper_replicas: int = Field(2, ge=0, le=5, description="one leads, the others stand by")
+    schedules: list[ScheduleSpec] = Field(
+        default_factory=list, max_length=200,
+        description="cron schedules the reaper fires; (tenant, name) unique",
+        json_schema_extra={"x-kubernetes-list-type": "map",
+                           "x-kubernetes-list-map-keys": ["tenant", "name"]},
+    )
 
     def queue_name(self, resource_name: str) -> str:
         return self.queue or resource_name
@@ -300,6 +345,13 @@ class TenantStatus(_Status):
     api_key_secret: SecretLocation | None = None
 
 
+class ScheduleStatus(_Model):
+    tenant: str
+    name: str
+    next_fire_time: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    last_fire_time: str | None = Field(None, json_schema_extra={"format": "date-time"})
+
+
 class JobQueueStatus(_Status):
     queue: str | None = None
     queue_depth: int | None = Field(None, description="queued jobs, ready or scheduled")
@@ -310,3 +362,5 @@ class JobQueueStatus(_Status):
     ready_replicas: int | None = None
     reaper_ready_replicas: int | None = None
     autoscaled: bool | None = None
+    schedules: list[ScheduleStatus] | None = Field(
+        None, description="each declared schedule's next and last fire time")

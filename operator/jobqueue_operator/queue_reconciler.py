@@ -5,8 +5,10 @@ Every reconcile applies the whole desired state with server-side apply, so
 it both creates children and undoes drift (an edited or deleted child comes
 back as built). The queue's defaults (spec.maxAttempts) go into its row in
 the queue's database, which submission reads; the row is written only when
-it differs. Ready means the children were accepted by the apiserver and the
-queue's database took the defaults; pods may still be starting.
+it differs. Its schedules (spec.schedules) are synced there too
+(schedule_sync), and status shows each one's next and last fire time.
+Ready means the children were accepted by the apiserver and the queue's
+database took the defaults and schedules; pods may still be starting.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 from jobqueue import errors
 from jobqueue.db import Pool, queues, stats
 from jobqueue.models import DepthRow
-from jobqueue_operator import autoscaler_builders, builders, models
+from jobqueue_operator import autoscaler_builders, builders, models, schedule_sync
 from jobqueue_operator import status as st
 from jobqueue_operator.context import Context, database_problem
 from jobqueue_operator.kube import KubeError, Manifest
@@ -122,10 +124,52 @@ async def database_url(
     return url
 
 
-async def sync_database(pool: Pool, queue: str, spec: models.JobQueueSpec) -> list[DepthRow]:
-    """Write the queue's defaults, then read its depth for status."""
+async def sync_database(
+    pool: Pool, queue: str, spec: models.JobQueueSpec, owner: str
+) -> tuple[list[DepthRow], schedule_sync.Synced]:
+    """Write the queue's defaults and schedules, then read its depth for status."""
     await queues.configure(pool, queue=queue, default_max_attempts=spec.max_attempts)
-    return await stats.depth(pool, queue=queue)
+    synced = await schedule_sync.sync(
+        pool, owner=owner, wanted=schedule_sync.declared(spec, queue)
+    )
+    return await stats.depth(pool, queue=queue), synced
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseState:
+    depth: st.Depth | None = None
+    schedules: list[dict[str, Any]] | None = None
+    problem: st.Problem | None = None
+
+
+async def _database(
+    ctx: Context, url: str, spec: models.JobQueueSpec, *, name: str, namespace: str | None
+) -> DatabaseState:
+    queue, owner = spec.queue_name(name), schedule_sync.owner_of(namespace, name)
+    try:
+        rows, synced = await ctx.databases.run(
+            url, lambda pool: sync_database(pool, queue, spec, owner)
+        )
+    except errors.JobQueueError as exc:
+        return DatabaseState(problem=database_problem(exc, url))
+    problem = None
+    if synced.problems:
+        problem = st.Problem(st.SCHEDULES_NOT_SYNCED, "; ".join(synced.problems))
+    return DatabaseState(st.Depth.of(rows), schedule_sync.status_of(synced.schedules), problem)
+
+
+async def forget_schedules(
+    ctx: Context, *, name: str, namespace: str | None, spec: dict[str, Any]
+) -> None:
+    """The JobQueue is deleted: delete its schedules from its database."""
+    parsed = parse(spec)
+    if isinstance(parsed, st.Problem):
+        return
+    url = await database_url(ctx, namespace, parsed)
+    if isinstance(url, st.Problem):
+        return
+    owner = schedule_sync.owner_of(namespace, name)
+    await ctx.databases.run(url, lambda pool: schedule_sync.forget(pool, owner=owner))
 
 
 async def reconcile(
@@ -140,9 +184,12 @@ async def reconcile(
 ) -> Outcome:
     parsed = parse(spec)
     queue = parsed.queue_name(name) if isinstance(parsed, models.JobQueueSpec) else None
+    if queue is not None and isinstance(parsed, models.JobQueueSpec):
+        bad = schedule_sync.problems(parsed, queue)
+        parsed = st.Problem(st.INVALID_SPEC, "; ".join(bad)) if bad else parsed
     problem: st.Problem | None = None
     applied: Applied | None = None
-    depth: st.Depth | None = None
+    state = DatabaseState()
     if isinstance(parsed, st.Problem):
         # Leave the children as they are: the last good spec keeps running.
         problem = parsed
@@ -156,19 +203,14 @@ async def reconcile(
         if isinstance(url, st.Problem):
             problem = problem or url
         else:
-            good, queue_name = parsed, parsed.queue_name(name)
-            try:
-                rows = await ctx.databases.run(
-                    url, lambda pool: sync_database(pool, queue_name, good)
-                )
-                depth = st.Depth.of(rows)
-            except errors.JobQueueError as exc:
-                problem = problem or database_problem(exc, url)
+            state = await _database(ctx, url, parsed, name=name, namespace=namespace)
+            problem = problem or state.problem
     status = st.jobqueue_status(
         generation=generation,
         queue=queue,
         problem=problem,
-        depth=depth,
+        depth=state.depth,
+        schedules=state.schedules,
         worker=applied.worker if applied else None,
         reaper=applied.reaper if applied else None,
         autoscaled=applied.autoscaled if applied else None,

@@ -33,6 +33,7 @@ DATABASE_SECRET_MISSING = "DatabaseSecretMissing"
 API_KEY_SECRET_MISSING = "ApiKeySecretMissing"
 API_KEY_IN_USE = "ApiKeyInUse"
 APPLY_FAILED = "ApplyFailed"
+SCHEDULES_NOT_SYNCED = "SchedulesNotSynced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ def jobqueue_status(
     autoscaled: bool | None,
     previous: Mapping[str, Any] | None,
     now: datetime,
+    schedules: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`worker` and `reaper` are the Deployments as the apiserver returned them."""
     status = _observed(generation, problem, previous, now,
@@ -164,6 +166,8 @@ def jobqueue_status(
         status["queue"] = queue
     if autoscaled is not None:
         status["autoscaled"] = autoscaled
+    if schedules is not None:
+        status["schedules"] = schedules  # a list replaces the old one in a merge patch
     # None clears a number in the merge patch: a stale count would mislead.
     oldest = depth.oldest_ready_age_seconds if depth else None
     status |= {

@@ -22,7 +22,7 @@ from jobqueue import errors
 from jobqueue.settings import RuntimeSettings
 
 # Order is the order of `jobqueue --help`.
-COMMANDS = ["dev", "migrate", "api", "worker", "reaper", "submit", "tenant", "jobs"]
+COMMANDS = ["dev", "migrate", "api", "worker", "reaper", "submit", "tenant", "jobs", "schedule"]
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3

@@ -107,6 +107,12 @@ class ReaperSettings(BaseSettings):
     kubernetes_service_host: str | None = Field(None, validation_alias="KUBERNETES_SERVICE_HOST")
     kubernetes_service_port: int = Field(443, validation_alias="KUBERNETES_SERVICE_PORT")
     metrics_port: int | None = None
+    # A schedule's fire time reached later than this counts as missed (its
+    # missed-fire policy decides); far above a leader change (one lease),
+    # so a failover never skips a fire.
+    schedule_grace_seconds: float = Field(300.0, gt=0)
+    # Schedules read per pass; a full batch goes again at once.
+    schedule_batch: int = Field(100, ge=1)
 
 
 class ApiSettings(BaseSettings):

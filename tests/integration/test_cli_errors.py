@@ -87,6 +87,7 @@ def nested(depth: int) -> str:
 
 
 SUBMIT = ["submit", "echo", "--tenant", TENANT]
+SCHEDULE = ["schedule", "create", "nightly", "--tenant", TENANT, "--type", "report"]
 # (id, argv, extra env, exit code, a phrase the line must hold)
 CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("data-missing-file", [*SUBMIT, "--data", "@/no/such/file"], {}, 2, "cannot read --data"),
@@ -122,6 +123,18 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("unique-period-0", [*SUBMIT, "--unique-period-seconds", "0"], {}, 2, "period_seconds"),
     ("unique-keys-list-data", [*SUBMIT, "--data", "[1]", "--unique-keys", "a"], {}, 2,
      "JSON object"),
+    ("schedule-bad-cron", [*SCHEDULE, "--cron", "61 * * * *"], {}, 2, "minute"),
+    ("schedule-bad-zone", [*SCHEDULE, "--cron", "* * * * *", "--timezone", "Mars/X"], {}, 2,
+     "time zone"),
+    ("schedule-bad-name", ["schedule", "create", "Bad_Name", "--tenant", TENANT, "--type", "t",
+                           "--cron", "* * * * *"], {}, 2, "schedule name"),
+    ("schedule-bad-overlap", [*SCHEDULE, "--cron", "* * * * *", "--overlap", "x"], {}, 2,
+     "--overlap"),
+    ("schedule-no-cron", SCHEDULE, {}, 2, "--cron"),
+    ("schedule-show-missing", ["schedule", "show", "nope", "--tenant", TENANT], {}, 3,
+     "not found"),
+    ("schedule-delete-missing", ["schedule", "delete", "nope", "--tenant", TENANT], {}, 3,
+     "not found"),
     ("tenant-create-invalid", ["tenant", "create", "Not_A_Name"], {}, 2, "tenant id"),
     ("tenant-create-zero", ["tenant", "create", "t2", "--max-concurrent", "0"], {}, 2,
      "--max-concurrent"),

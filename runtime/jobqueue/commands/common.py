@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import enum
+import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -18,7 +20,7 @@ from typing import Any, TypeVar
 
 from jobqueue import apikeys, db, jobview, validation
 from jobqueue.db import migrations, tenants
-from jobqueue.models import Job, TenantId
+from jobqueue.models import JSON, Job, Priority, TenantId
 from jobqueue.observability import logging as obslog
 from jobqueue.settings import DatabaseSettings, RuntimeSettings
 
@@ -117,3 +119,60 @@ def job_json(job: Job, *, full: bool = False, **extra: object) -> dict[str, Any]
     an operator may see, the lease's owner and deadline included)."""
     view = jobview.shown(job, internal=True) if full else jobview.summary(job)
     return {**{k: _plain(v) for k, v in view.items()}, **extra}
+
+
+def read_data(raw: str) -> str:
+    """--data's text: itself, or @file's or @-'s (stdin) contents."""
+    if not raw.startswith("@"):
+        return raw
+    if raw == "@-":
+        return sys.stdin.read()
+    path = raw[1:]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read --data file {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--data file {path!r} is not UTF-8 text") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_data(raw: str) -> JSON:
+    text = read_data(raw)
+    problem: str | None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        data = None
+        problem = f"is nested more than {validation.MAX_JSON_DEPTH} levels deep (the limit)"
+    except ValueError as exc:
+        raise ValueError(f"--data is not valid JSON: {exc}") from None
+    else:
+        problem = validation.data_problem(data)
+    if problem is not None:
+        raise ValueError(f"--data {problem}")
+    return data
+
+
+def parse_priority(raw: str) -> Priority:
+    """A name, or 0 to 3, as the API takes it."""
+    if raw.isascii() and raw.isdigit() and int(raw) in Priority._value2member_map_:
+        return Priority(int(raw))
+    try:
+        return Priority.parse(raw)
+    except ValueError:
+        raise ValueError(
+            f"--priority {raw!r}: expected low, normal, high, critical or 0 to 3"
+        ) from None
+
+
+def tenant_of(raw: str | None) -> TenantId:
+    if not raw:
+        raise ValueError("which tenant? pass --tenant or set JOBQUEUE_TENANT")
+    if (problem := validation.tenant_id_problem(raw)) is not None:
+        raise ValueError(problem)
+    return TenantId(raw)

@@ -1,4 +1,5 @@
-"""`jobqueue reaper`: re-queue expired leases, prune old finished jobs.
+"""`jobqueue reaper`: re-queue expired leases, prune old finished jobs, fire
+schedules (docs/design.md, invariant 13; not with --once).
 
 Run any number of replicas: one is elected (a row in Postgres by default,
 or a coordination.k8s.io/v1 Lease with --leader-election=kubernetes) and

@@ -18,20 +18,17 @@ import argparse
 import asyncio
 import json
 import math
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobqueue import db, unique, validation
-from jobqueue.commands.common import job_json, with_pool
+from jobqueue.commands.common import job_json, parse_data, parse_priority, tenant_of, with_pool
 from jobqueue.db import jobs
 from jobqueue.models import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,
-    JSON,
     JobStatus,
     NewJob,
-    Priority,
     Submitted,
     TenantId,
     Unique,
@@ -80,55 +77,6 @@ def unique_of(args: argparse.Namespace) -> Unique | None:
         raise ValueError(f"--unique-states {states!r}: expected some of {known}") from None
 
 
-def read_data(raw: str) -> str:
-    """--data's text: itself, or @file's or @-'s (stdin) contents."""
-    if not raw.startswith("@"):
-        return raw
-    if raw == "@-":
-        return sys.stdin.read()
-    path = raw[1:]
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read --data file {path!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--data file {path!r} is not UTF-8 text") from None
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def parse_data(raw: str) -> JSON:
-    text = read_data(raw)
-    problem: str | None
-    try:
-        data = json.loads(text, parse_constant=_no_constant)
-    except RecursionError:
-        data = None
-        problem = f"is nested more than {validation.MAX_JSON_DEPTH} levels deep (the limit)"
-    except ValueError as exc:
-        raise ValueError(f"--data is not valid JSON: {exc}") from None
-    else:
-        problem = validation.data_problem(data)
-    if problem is not None:
-        raise ValueError(f"--data {problem}")
-    return data
-
-
-def parse_priority(raw: str) -> Priority:
-    """A name, or 0 to 3, as the API takes it."""
-    if raw.isascii() and raw.isdigit() and int(raw) in Priority._value2member_map_:
-        return Priority(int(raw))
-    try:
-        return Priority.parse(raw)
-    except ValueError:
-        raise ValueError(
-            f"--priority {raw!r}: expected low, normal, high, critical or 0 to 3"
-        ) from None
-
-
 def run_at_after(delay_seconds: float | None) -> datetime | None:
     if delay_seconds is None:
         return None
@@ -141,14 +89,6 @@ def run_at_after(delay_seconds: float | None) -> datetime | None:
             f"--delay-seconds {delay_seconds:g} is out of range (the time must fall "
             "between years 1 and 9999)"
         ) from None
-
-
-def tenant_of(raw: str | None) -> TenantId:
-    if not raw:
-        raise ValueError("which tenant? pass --tenant or set JOBQUEUE_TENANT")
-    if (problem := validation.tenant_id_problem(raw)) is not None:
-        raise ValueError(problem)
-    return TenantId(raw)
 
 
 async def submit(pool: db.Pool, tenant: TenantId, job: NewJob) -> Submitted:

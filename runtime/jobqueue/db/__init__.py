@@ -76,6 +76,7 @@ _MISSING: dict[str, tuple[type[errors.NotFound], str]] = {
     "api_keys_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
     "rate_limits_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
     "fair_share_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
+    "schedules_tenant_id_fkey": (errors.TenantNotFound, "unknown tenant"),
     "fair_share_queue_fkey": (errors.QueueNotFound, "unknown queue"),
 }
 

@@ -224,6 +224,36 @@ BEGIN
 END;
 $$;
 
+-- Schedules (version 12): a tenant's cron expression in a time zone and the
+-- job it fires (jobqueue.cron, db/sql/schedules.sql). The elected reaper
+-- fires one statement per fire time, compare-and-set on next_fire_at, the
+-- job keyed by (schedule, fire time). owner: NULL through the API or CLI,
+-- else the declaring JobQueue ('namespace/name'); only the operator changes
+-- those.
+CREATE TABLE schedules (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id     text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name          text NOT NULL CHECK (name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+    cron          text NOT NULL CHECK (length(cron) BETWEEN 1 AND 200),
+    timezone      text NOT NULL DEFAULT 'UTC' CHECK (length(timezone) BETWEEN 1 AND 64),
+    queue         text NOT NULL CHECK (length(queue) BETWEEN 1 AND 63),
+    type          text NOT NULL CHECK (length(type) BETWEEN 1 AND 200),
+    payload       jsonb NOT NULL DEFAULT '{}',
+    priority      smallint NOT NULL DEFAULT 1 CHECK (priority BETWEEN 0 AND 3),
+    max_attempts  integer CHECK (max_attempts BETWEEN 1 AND 1000),
+    overlap       text NOT NULL DEFAULT 'allow' CHECK (overlap IN ('allow', 'skip')),
+    missed        text NOT NULL DEFAULT 'skip' CHECK (missed IN ('skip', 'run_once')),
+    owner         text CHECK (length(owner) BETWEEN 1 AND 317),
+    next_fire_at  timestamptz NOT NULL,
+    last_fire_at  timestamptz,
+    last_job_id   uuid,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT schedules_name UNIQUE (tenant_id, name)
+) WITH (fillfactor = 70);
+CREATE INDEX schedules_due ON schedules (next_fire_at);
+CREATE INDEX schedules_owner ON schedules (owner) WHERE owner IS NOT NULL;
+
 -- Leader election without session state (PgBouncer-safe): a row with an
 -- expiry that only its holder may extend.
 CREATE TABLE leaders (

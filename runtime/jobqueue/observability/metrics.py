@@ -66,6 +66,12 @@ JOB_DURATION = Histogram(
 LEASE_EXPIRED = Counter(
     "lease_expired", "Leases the reaper found expired and took back", ["tenant_id"]
 )
+SCHEDULE_FIRES = Counter(
+    "schedule_fires",
+    "Fire times of schedules the reaper handled: fired, overlap (skipped: the last fire's "
+    "job unfinished), missed (skipped after downtime)",
+    ["outcome"],
+)
 # worker_id is unbounded over time (one per process start), acceptable only
 # because each process exposes its own id alone: the label is constant per
 # target. Aggregate it away in recording rules; never add it elsewhere.

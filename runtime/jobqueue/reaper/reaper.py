@@ -4,7 +4,8 @@
 returns what it did. A pass is bounded (one batch of each), so it holds few
 locks for a short time; when a batch comes back full, the loop goes again
 at once instead of sleeping. `services()` is the elected reaper process:
-the election, and the reaper and the depth gauges acting only while leader.
+the election, and the reaper, the schedules (reaper.scheduler) and the
+depth gauges acting only while leader.
 
 Every reaper update is compare-and-set on state and expiry (see
 db/sql/maintenance.sql), so a job acked after a pass read it is left alone,
@@ -24,6 +25,7 @@ from jobqueue.process.depth import DepthRefresh
 from jobqueue.process.service import Service, WhileLeader, run_forever
 from jobqueue.process.supervise import Coros
 from jobqueue.reaper.leader import Leadership
+from jobqueue.reaper.scheduler import Scheduler
 from jobqueue.settings import ReaperSettings
 
 
@@ -91,8 +93,12 @@ def services(reaper: Reaper, leadership: Leadership, *, log: Logger) -> Coros:
     nothing is reaped or exported after leadership is released. The depth
     gauges have one exporter, the leader, so they are never double counted."""
     depth = DepthRefresh(conn=reaper.conn, component="reaper")
+    s = reaper.settings
+    fire = Scheduler(reaper.conn, grace_seconds=s.schedule_grace_seconds,
+                     batch=s.schedule_batch, interval=s.interval_seconds, log=log)
     return {
         "leadership": leadership.run(),
         "reaper": run_forever(WhileLeader(reaper, leadership), log=log),
+        "schedules": run_forever(WhileLeader(fire, leadership), log=log),
         "depth-refresh": run_forever(WhileLeader(depth, leadership), log=log),
     }

@@ -1,0 +1,84 @@
+-- name: now
+SELECT now();
+
+-- name: upsert
+-- Create, or replace the template of, a tenant's schedule. next_fire_at is
+-- kept when the expression and zone did not change (a re-sync by the
+-- operator must not move it). Only the same owner may replace a schedule:
+-- no row comes back otherwise. created tells a new row from a replaced one.
+INSERT INTO schedules AS s (tenant_id, name, cron, timezone, queue, type, payload, priority,
+                            max_attempts, overlap, missed, owner, next_fire_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (tenant_id, name) DO UPDATE
+   SET cron = excluded.cron, timezone = excluded.timezone, queue = excluded.queue,
+       type = excluded.type, payload = excluded.payload, priority = excluded.priority,
+       max_attempts = excluded.max_attempts, overlap = excluded.overlap,
+       missed = excluded.missed,
+       next_fire_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone
+                           THEN s.next_fire_at ELSE excluded.next_fire_at END,
+       updated_at = now()
+ WHERE s.owner IS NOT DISTINCT FROM excluded.owner
+RETURNING s.*, (xmax = 0) AS created;
+
+-- name: get
+SELECT * FROM schedules WHERE tenant_id = $1 AND name = $2;
+
+-- name: list
+-- $1 NULL: every tenant's (admin); $2 NULL: every owner.
+SELECT * FROM schedules
+ WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR owner = $2)
+ ORDER BY tenant_id, name;
+
+-- name: delete
+-- Only schedules of the given owner (NULL: made through the API or CLI).
+DELETE FROM schedules
+ WHERE tenant_id = $1 AND name = $2 AND owner IS NOT DISTINCT FROM $3
+RETURNING id;
+
+-- name: delete_undeclared
+-- The owner's schedules that are not in $2 ('tenant/name' each).
+DELETE FROM schedules
+ WHERE owner = $1 AND tenant_id || '/' || name <> ALL ($2::text[])
+RETURNING tenant_id, name;
+
+-- name: due
+-- Schedules whose next fire time has come, oldest first, with the database
+-- clock the plan is made on (invariant 4).
+SELECT s.*, now() AS db_now FROM schedules s
+ WHERE s.next_fire_at <= now()
+ ORDER BY s.next_fire_at, s.id
+ LIMIT $1;
+
+-- name: fire
+-- One fire time of one schedule, in one statement: compare-and-set on
+-- next_fire_at ($2, what the plan was made from), so a second reaper with
+-- the same plan changes nothing; insert the job keyed by (schedule, fire
+-- time) unless $3 is NULL (only advance) or the overlap policy is skip and
+-- the last fire's job is unfinished; move next_fire_at to $4. No row: the
+-- schedule moved on (or was deleted) meanwhile.
+WITH s AS (
+    SELECT * FROM schedules WHERE id = $1 AND next_fire_at = $2 FOR UPDATE
+),
+busy AS (
+    SELECT 1 FROM s JOIN jobs j ON j.id = s.last_job_id
+     WHERE s.overlap = 'skip' AND j.status IN ('queued', 'leased', 'running')
+),
+ins AS (
+    INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
+                      idempotency_key)
+    SELECT s.tenant_id, s.queue, s.type, s.payload, s.priority,
+           coalesce(s.max_attempts,
+                    (SELECT q.default_max_attempts FROM queues q WHERE q.name = s.queue), 5),
+           $5::text
+      FROM s
+     WHERE $3::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM busy)
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id
+)
+UPDATE schedules u
+   SET next_fire_at = $4,
+       last_fire_at = CASE WHEN EXISTS (SELECT 1 FROM ins) THEN $3 ELSE u.last_fire_at END,
+       last_job_id = coalesce((SELECT id FROM ins), u.last_job_id)
+  FROM s
+ WHERE u.id = s.id
+RETURNING (SELECT id FROM ins) AS job_id, EXISTS (SELECT 1 FROM busy) AS overlapped;

@@ -1,0 +1,192 @@
+"""A JobQueue's spec.schedules against a real kube-apiserver and a real
+PostgreSQL: synced on reconcile, removed when no longer declared, fire
+times in status, bad ones refused (docs/design.md, invariant 13)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from jobqueue import db
+from jobqueue.db import schedules
+from jobqueue.embedded import free_port
+from jobqueue.models import TenantId
+from jobqueue.observability import logging as obslog
+from jobqueue.reaper.scheduler import Scheduler
+from tests import factories
+from tests.envtest import ControlPlane
+from tests.operator.harness import Cluster, Running, eventually, operator_running
+
+pytestmark = pytest.mark.timeout(120)
+
+NIGHTLY = {"name": "nightly", "tenant": "acme", "cron": "30 2 * * *",
+           "timezone": "Europe/Berlin", "type": "report", "data": {"kind": "daily"}}
+HOURLY = {"name": "hourly", "tenant": "acme", "cron": "0 * * * *", "type": "sweep",
+          "overlap": "skip", "missed": "run_once", "priority": "high", "maxAttempts": 2}
+
+
+@pytest.fixture(scope="module")
+def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
+    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: Cluster, running: Running) -> str:
+    namespace = cluster.namespace("jq-sched")
+    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
+    return namespace
+
+
+@pytest.fixture
+async def acme(pool: db.Pool) -> TenantId:
+    if await pool.fetchval("SELECT count(*) FROM tenants WHERE id = 'acme'") == 0:
+        await factories.tenant(pool, "acme")
+    return TenantId("acme")
+
+
+def jobqueue(name: str, namespace: str, scheds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "jobqueue.dev/v1alpha1", "kind": "JobQueue",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"image": "registry.example/jobqueue:1.0", "schedules": scheds}}
+
+
+def status_schedules(cluster: Cluster, name: str, ns: str) -> list[dict[str, Any]] | None:
+    return (cluster.get("JobQueue", name, ns).get("status") or {}).get("schedules")
+
+
+async def owned(pool: db.Pool, ns: str, name: str) -> dict[str, Any]:
+    found = await schedules.list_schedules(pool, tenant_id=None, owner=f"{ns}/{name}")
+    return {s.spec.name: s for s in found}
+
+
+async def test_declared_schedules_are_synced_replaced_and_removed(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool, acme: TenantId
+) -> None:
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    cluster.create(jobqueue(name, ns, [NIGHTLY, HOURLY]))
+
+    async def both() -> dict[str, Any] | None:
+        found = await owned(pool, ns, name)
+        return found if len(found) == 2 else None
+
+    found = await eventually(both, what="both schedules in the database")
+    nightly, hourly = found["nightly"], found["hourly"]
+    assert (nightly.spec.queue, nightly.spec.timezone, nightly.spec.data) == (
+        name, "Europe/Berlin", {"kind": "daily"})
+    assert (hourly.spec.overlap.value, hourly.spec.missed.value, hourly.spec.max_attempts,
+            hourly.spec.priority.name) == ("skip", "run_once", 2, "HIGH")
+
+    def shown() -> list[dict[str, Any]] | None:
+        got = status_schedules(cluster, name, ns)
+        return got if got and len(got) == 2 else None
+
+    status = {s["name"]: s for s in await eventually(shown, what="status.schedules")}
+    assert status["nightly"]["tenant"] == "acme"
+    assert status["nightly"]["nextFireTime"] == nightly.next_fire_at.isoformat().replace(
+        "+00:00", "Z")
+    assert "lastFireTime" not in status["hourly"]
+
+    # Keep nightly with a new payload (its next fire time stays), drop hourly.
+    changed = {**NIGHTLY, "data": {"kind": "weekly"}}
+    cluster.patch("JobQueue", name, {"spec": {"schedules": [changed]}}, ns)
+
+    async def replaced() -> dict[str, Any] | None:
+        now = await owned(pool, ns, name)
+        ok = list(now) == ["nightly"] and now["nightly"].spec.data == {"kind": "weekly"}
+        return now if ok else None
+
+    now = await eventually(replaced, what="hourly removed, nightly replaced")
+    assert now["nightly"].id == nightly.id
+    assert now["nightly"].next_fire_at == nightly.next_fire_at
+
+    # Fired by a reaper: the status shows the last fire time.
+    await pool.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'"
+                       " WHERE id = $1", nightly.id)
+    fired = await Scheduler(pool, grace_seconds=3600, batch=10, interval=1,
+                            log=obslog.get_logger("test")).run_once()
+    assert fired.fired == 1
+
+    def last_fired() -> str | None:
+        got = status_schedules(cluster, name, ns) or [{}]
+        return got[0].get("lastFireTime")
+
+    assert (await eventually(last_fired, what="lastFireTime")).endswith("Z")
+
+    cluster.delete("JobQueue", name, ns)
+
+    async def forgotten() -> bool:
+        return not await owned(pool, ns, name)
+
+    await eventually(forgotten, what="the deleted JobQueue's schedules removed")
+
+
+async def test_a_bad_cron_is_invalid_spec_and_changes_nothing(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool, acme: TenantId
+) -> None:
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    cluster.create(jobqueue(name, ns, [{**NIGHTLY, "cron": "61 * * * *"}]))
+
+    def invalid() -> dict[str, Any] | None:
+        cond = cluster.condition("JobQueue", name, namespace=ns)
+        return cond if cond and cond["reason"] == "InvalidSpec" else None
+
+    cond = await eventually(invalid, what="InvalidSpec")
+    assert "minute" in cond["message"] and "acme/nightly" in cond["message"]
+    assert await owned(pool, ns, name) == {}
+    for bad_zone in ({**NIGHTLY, "timezone": "Mars/Olympus"},):
+        cluster.patch("JobQueue", name, {"spec": {"schedules": [bad_zone]}}, ns)
+
+        def zone_refused() -> bool:
+            c = cluster.condition("JobQueue", name, namespace=ns) or {}
+            return "time zone" in c.get("message", "")
+
+        await eventually(zone_refused, what="unknown zone reported")
+    assert await owned(pool, ns, name) == {}
+
+
+async def test_an_unknown_tenant_is_reported_and_the_rest_synced(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool, acme: TenantId
+) -> None:
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    cluster.create(jobqueue(name, ns, [NIGHTLY, {**HOURLY, "tenant": "ghost"}]))
+
+    def reported() -> dict[str, Any] | None:
+        cond = cluster.condition("JobQueue", name, namespace=ns)
+        return cond if cond and cond["reason"] == "SchedulesNotSynced" else None
+
+    cond = await eventually(reported, what="SchedulesNotSynced")
+    assert "ghost/hourly" in cond["message"]
+    assert list(await owned(pool, ns, name)) == ["nightly"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "phrase"),
+    [
+        ({**NIGHTLY, "cron": "* * * *"}, "cron"),
+        ({**NIGHTLY, "overlap": "sometimes"}, "overlap"),
+        ({**NIGHTLY, "missed": "all"}, "missed"),
+        ({**NIGHTLY, "tenant": "Not_A_Tenant"}, "tenant"),
+        ({**NIGHTLY, "maxAttempts": 0}, "maxAttempts"),
+    ],
+)
+def test_the_schema_refuses_malformed_schedules(
+    cluster: Cluster, ns: str, schedule: dict[str, Any], phrase: str
+) -> None:
+    with pytest.raises(ApiException) as rejected:
+        cluster.create(jobqueue(f"q-{uuid.uuid4().hex[:8]}", ns, [schedule]))
+    assert rejected.value.status == 422
+    assert phrase in str(rejected.value.body)
+
+
+def test_the_schema_refuses_two_schedules_with_one_tenant_and_name(
+    cluster: Cluster, ns: str
+) -> None:
+    with pytest.raises(ApiException) as rejected:
+        cluster.create(jobqueue(f"q-{uuid.uuid4().hex[:8]}", ns, [NIGHTLY, dict(NIGHTLY)]))
+    assert rejected.value.status == 422
+    assert "Duplicate" in str(rejected.value.body)
