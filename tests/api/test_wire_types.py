@@ -123,7 +123,28 @@ async def test_no_other_request_body_has_a_field_left_lax(anon: httpx.AsyncClien
                 )
                 if ref:
                     bodies.add(ref.rsplit("/", 1)[-1])
-    # BulkIn and BulkRetryIn: tests/api/test_dashboard_api.py (strict limit and flag).
-    assert bodies == {"JobIn", "BatchIn", "RetryIn", "TokenIn", "BulkIn", "BulkRetryIn"}
+    # BulkIn and BulkRetryIn: tests/api/test_dashboard_api.py (strict limit and flag);
+    # ScheduleIn: the test below.
+    assert bodies == {"JobIn", "BatchIn", "RetryIn", "TokenIn", "BulkIn", "BulkRetryIn",
+                      "ScheduleIn"}
     assert typed_fields(spec, "TokenIn") == {"tenant_id": {"string"}, "api_key": {"string"}}
     assert typed_fields(spec, "BatchIn") == {"jobs": {"array"}}
+
+
+async def test_every_typed_field_of_a_schedule_refuses_lax_values_and_stores_nothing(
+    client_a: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
+    spec = (await anon.get("/openapi.json")).json()
+    checked = cases(spec, "ScheduleIn")
+    assert {"priority", "max_attempts"} <= {n for n, _ in checked}
+    good = {"cron": "0 3 * * *", "type": "echo"}
+    for field, value in checked:
+        name = f"s-{uuid.uuid4().hex[:10]}"
+        r = await client_a.put(f"/v1/schedules/{name}", json={**good, field: value})
+        assert r.status_code == 422, (field, value, r.text)
+        assert field in r.json()["detail"]
+        assert (await client_a.get(f"/v1/schedules/{name}")).status_code == 404
+    ok = await client_a.put(f"/v1/schedules/s-{uuid.uuid4().hex[:10]}",
+                            json={**good, "priority": 2, "max_attempts": 4})
+    assert ok.status_code == 201, ok.text
+    assert (ok.json()["priority"], ok.json()["max_attempts"]) == ("high", 4)
