@@ -18,7 +18,7 @@ import kopf
 from jobqueue import errors
 from jobqueue.observability import logging as obslog
 from jobqueue.process.service import Service, run_forever
-from jobqueue.settings import DatabaseSettings
+from jobqueue.settings import DatabaseSettings, RuntimeSettings
 from jobqueue_operator import builders, kube, models, queue_reconciler, tenant_reconciler
 from jobqueue_operator.context import Context
 from jobqueue_operator.databases import Databases
@@ -41,7 +41,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     """Build the shared context; tests pass `operator_settings`, `database_settings`
     and `dsn` in the memo."""
     op: OperatorSettings = memo.get("operator_settings") or OperatorSettings()
-    database: DatabaseSettings = memo.get("database_settings") or DatabaseSettings()
+    database: DatabaseSettings = memo.get("database_settings") or RuntimeSettings().database
     dsn: str | None = memo.get("dsn")
     if dsn is None and database.url is not None:
         dsn = database.dsn()

@@ -21,7 +21,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from jobqueue_operator.settings import FIELD_MANAGER
+from jobqueue_operator.settings import FIELD_MANAGER, KubeconfigSettings
 
 Manifest = dict[str, Any]
 
@@ -72,7 +72,7 @@ def load_configuration() -> client.Configuration:
     try:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        path = KubeconfigSettings().kubeconfig or os.path.expanduser("~/.kube/config")
         config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
     return cfg
 

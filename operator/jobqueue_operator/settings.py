@@ -1,6 +1,7 @@
-"""The operator's settings: JOBQUEUE_OPERATOR_* environment variables.
+"""The operator's settings: JOBQUEUE_OPERATOR_* environment variables, and
+KUBECONFIG.
 
-The database URL comes from `jobqueue.settings.DatabaseSettings`
+The database URL comes from `jobqueue.settings.RuntimeSettings().database`
 (DATABASE_URL or JOBQUEUE_DATABASE_URL), like every other component.
 """
 
@@ -45,3 +46,13 @@ class OperatorSettings(BaseSettings):
     # apiserver authorizes may read queue sizes. Off only for tests and
     # local runs over plain HTTP.
     metrics_authenticate: bool = True
+
+
+class KubeconfigSettings(BaseSettings):
+    """Where the Kubernetes credentials are outside a pod; read at each login,
+    since the official client's own default is frozen when it is imported."""
+
+    model_config = SettingsConfigDict(populate_by_name=True)
+
+    # Unset: ~/.kube/config (kopf's order, after the in-cluster account).
+    kubeconfig: str | None = Field(None, validation_alias="KUBECONFIG")

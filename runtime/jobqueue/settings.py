@@ -178,6 +178,22 @@ class LogSettings(BaseSettings):
     level: str = "INFO"
 
 
+class TracingSettings(BaseSettings):
+    """The standard OpenTelemetry variables, under their own names: what
+    decides whether and where spans go (the OTLP exporter itself still reads
+    its endpoint, headers and timeout from them)."""
+
+    model_config = SettingsConfigDict(populate_by_name=True)
+
+    # Strings as the specification has them: only "true" disables, and an
+    # unknown exporter is refused when tracing starts, not when it is read.
+    sdk_disabled: str = Field("", validation_alias="OTEL_SDK_DISABLED")
+    traces_exporter: str = Field("", validation_alias="OTEL_TRACES_EXPORTER")
+    otlp_endpoint: str = Field("", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otlp_traces_endpoint: str = Field("", validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    service_name: str = Field("", validation_alias="OTEL_SERVICE_NAME")
+
+
 class CliSettings(BaseSettings):
     """What only the command line reads."""
 
@@ -233,8 +249,12 @@ class RuntimeSettings:
         return LogSettings(**self._given("log"))
 
     @functools.cached_property
+    def tracing(self) -> TracingSettings:
+        return TracingSettings(**self._given("tracing"))
+
+    @functools.cached_property
     def cli(self) -> CliSettings:
         return CliSettings(**self._given("cli"))
 
 
-_SECTIONS = {"database", "worker", "reaper", "api", "log", "cli"}
+_SECTIONS = {"database", "worker", "reaper", "api", "log", "tracing", "cli"}

@@ -19,7 +19,7 @@ from jobqueue.api.app import create_app
 from jobqueue.db import jobs
 from jobqueue.models import JobId, JobStatus, WorkerId
 from jobqueue.observability import tracing
-from jobqueue.settings import ApiSettings, DatabaseSettings, WorkerSettings
+from jobqueue.settings import ApiSettings, DatabaseSettings, TracingSettings, WorkerSettings
 from jobqueue.worker import handlers
 from jobqueue.worker.worker import Worker
 from tests import factories
@@ -33,7 +33,7 @@ CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
     exp = InMemorySpanExporter()
-    tracing.setup("in-memory", exporter=exp)
+    tracing.setup("in-memory", TracingSettings(), exporter=exp)
     yield exp
     tracing.shutdown()
 

@@ -72,7 +72,7 @@ def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = RuntimeSettings(api={"host": args.host, "port": args.port}, log=log_flags(args))
     configure_logging(settings)
-    tracing.setup("jobqueue-api")
+    tracing.setup("jobqueue-api", settings.tracing)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again
     # under the handler found at start: this one, so the spans still batched
     # are flushed below and the exit status is 0.

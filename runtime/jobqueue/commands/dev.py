@@ -106,6 +106,8 @@ class Dev:
 
     def plan(self) -> str | None:
         """The children to run; returns the API URL if there is an API."""
+        # Handed on whole, not read: each child reads its own settings from
+        # it; only what this command starts is added.
         env = {**os.environ, "DATABASE_URL": self.dsn, "PYTHONUNBUFFERED": "1",
                "JOBQUEUE_LOG_FORMAT": "console"}
         url = None

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     root = settings_from(args)
     settings, database = root.worker, root.database
     configure_logging(root)
-    tracing.setup("jobqueue-worker")
+    tracing.setup("jobqueue-worker", root.tracing)
     registry = handlers.load(settings.handlers)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)

@@ -9,9 +9,10 @@ A batch request has a `submit_batch` span and each of its jobs a
 `submit_job` span of its own (`job_spans`); a job stored without a carrier
 (CLI, db layer) gets its worker's `acquire_lease` as root (`record_root`).
 
-Off costs nothing: unless OTEL_* configures an exporter (or a test passes
-one to `setup`), the SDK is never imported, `span()` returns one shared
-null context, `inject()` returns {} and `record()` returns at once.
+Off costs nothing: unless OTEL_* (read into `TracingSettings`) configures
+an exporter (or a test passes one to `setup`), the SDK is never imported,
+`span()` returns one shared null context, `inject()` returns {} and
+`record()` returns at once.
 
 Process-wide state on purpose: a process has one tracer provider, exactly as
 OpenTelemetry's own global does.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -33,6 +33,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Link, Span, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
+
+from jobqueue.settings import TracingSettings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -59,26 +61,24 @@ class _State:
 _state = _State()
 
 
-def configured_by_env(environ: Mapping[str, str] = os.environ) -> bool:
+def configured(settings: TracingSettings) -> bool:
     """Whether the standard OTEL_* variables ask for trace export."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if settings.sdk_disabled.strip().lower() == "true":
         return False
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    exporter = settings.traces_exporter.strip().lower()
     if exporter == "none":
         return False
-    return bool(
-        exporter
-        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+    return bool(exporter or settings.otlp_endpoint or settings.otlp_traces_endpoint)
 
 
-def setup(service_name: str, *, exporter: SpanExporter | None = None) -> bool:
+def setup(
+    service_name: str, settings: TracingSettings, *, exporter: SpanExporter | None = None
+) -> bool:
     """Install tracing for this process; returns whether spans are recorded.
 
     With `exporter` (tests: an InMemorySpanExporter), spans go to it
-    synchronously, so tests may call this repeatedly. Without it, OTEL_*
-    decides: nothing set means off; otherwise an OTLP/HTTP (or `console`)
+    synchronously, so tests may call this repeatedly. Without it, `settings`
+    (the OTEL_* variables) decide: nothing set means off; otherwise an OTLP/HTTP (or `console`)
     exporter behind a batching processor.
 
     The provider is deliberately not installed as OpenTelemetry's global
@@ -89,8 +89,7 @@ def setup(service_name: str, *, exporter: SpanExporter | None = None) -> bool:
     design names; anyone wanting more can install a global provider.
     """
     shutdown()
-    from_env = exporter is None
-    if from_env and not configured_by_env():
+    if exporter is None and not configured(settings):
         return False
 
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -98,20 +97,20 @@ def setup(service_name: str, *, exporter: SpanExporter | None = None) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased
 
-    name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+    name = settings.service_name or service_name
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
-        provider.add_span_processor(BatchSpanProcessor(_exporter_from_env()))
+        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
     _state.provider = provider
     _state.tracer = provider.get_tracer("jobqueue")
     _state.parent_decides = isinstance(provider.sampler, ParentBased)
     return True
 
 
-def _exporter_from_env() -> SpanExporter:
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+def _exporter(settings: TracingSettings) -> SpanExporter:
+    kind = settings.traces_exporter.strip().lower() or "otlp"
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 

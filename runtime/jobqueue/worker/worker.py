@@ -65,12 +65,12 @@ class Worker:
         dsn: str,
         settings: WorkerSettings,
         registry: Registry,
-        database: DatabaseSettings | None = None,
+        database: DatabaseSettings,
         worker_id: WorkerId | None = None,
     ) -> None:
         self.dsn = dsn
         self.settings = settings
-        self.database = database or DatabaseSettings()
+        self.database = database
         self.registry = registry
         self.worker_id = worker_id or new_worker_id()
         self.queue = settings.queue

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from jobqueue.observability import logging as obslog
 from jobqueue.observability import tracing
+from jobqueue.settings import TracingSettings
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_bind_job_puts_ids_on_every_line_then_unbinds(lines: io.StringIO) -> Non
 
 
 def test_active_span_ids_override_stored_ones(lines: io.StringIO) -> None:
-    tracing.setup("t", exporter=InMemorySpanExporter())
+    tracing.setup("t", TracingSettings(), exporter=InMemorySpanExporter())
     try:
         with tracing.span("execute_job") as s, obslog.bind_job("j", "acme", "w", 1):
             obslog.get_logger("w").info("running")

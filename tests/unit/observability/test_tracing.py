@@ -6,21 +6,24 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from jobqueue.observability import tracing
+from jobqueue.settings import RuntimeSettings, TracingSettings
+
+OTEL_VARIABLES = ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME")
 
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
     exp = InMemorySpanExporter()
-    assert tracing.setup("unit", exporter=exp)
+    assert tracing.setup("unit", TracingSettings(), exporter=exp)
     yield exp
     tracing.shutdown()
 
 
 def test_off_by_default_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    for var in OTEL_VARIABLES:
         monkeypatch.delenv(var, raising=False)
-    assert not tracing.setup("unit")
+    assert not tracing.setup("unit", RuntimeSettings().tracing)
     assert not tracing.enabled()
     with tracing.span("submit_job") as s:
         assert not s.is_recording()
@@ -40,8 +43,32 @@ def test_off_by_default_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, False),
     ],
 )
-def test_configured_by_env(env: dict[str, str], on: bool) -> None:
-    assert tracing.configured_by_env(env) is on
+def test_configured_by_the_standard_variables(
+    env: dict[str, str], on: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in OTEL_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert tracing.configured(RuntimeSettings().tracing) is on
+
+
+def test_the_service_name_variable_names_the_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "billing-worker")
+    exp = InMemorySpanExporter()
+    assert tracing.setup("unit", RuntimeSettings().tracing, exporter=exp)
+    try:
+        with tracing.span("execute_job"):
+            pass
+    finally:
+        tracing.shutdown()
+    (span,) = exp.get_finished_spans()
+    assert span.resource.attributes["service.name"] == "billing-worker"
+
+
+def test_an_unknown_exporter_is_refused_at_setup() -> None:
+    with pytest.raises(ValueError, match="zipkin"):
+        tracing.setup("unit", TracingSettings(traces_exporter="zipkin"))
 
 
 def test_inject_is_empty_outside_a_span(exporter: InMemorySpanExporter) -> None:
@@ -89,7 +116,7 @@ def test_a_sampled_out_submit_propagates_its_decision(monkeypatch: pytest.Monkey
     # The SDK reads the standard sampler variables when the provider is built.
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
     exp = InMemorySpanExporter()
-    tracing.setup("unit", exporter=exp)
+    tracing.setup("unit", TracingSettings(), exporter=exp)
     try:
         with tracing.span("submit_job") as s:
             assert not s.is_recording()
@@ -98,7 +125,7 @@ def test_a_sampled_out_submit_propagates_its_decision(monkeypatch: pytest.Monkey
         assert flags & 1 == 0  # a valid context whose sampled bit is clear
         # The SDK's default: sample every new trace, follow a parent's decision.
         monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
-        tracing.setup("worker", exporter=exp)
+        tracing.setup("worker", TracingSettings(), exporter=exp)
         with tracing.span("execute_job", parent=carrier) as s:
             assert not s.is_recording()
         tracing.record("ack_job", parent=carrier, start_time=tracing.now_ns())
