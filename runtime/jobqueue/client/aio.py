@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar, Unpack
 
 import httpx
+from pydantic import BaseModel
 
 from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
-from jobqueue.client import core
-from jobqueue.models import DEFAULT_TIMEOUT_SECONDS
+from jobqueue.client import core, operations
+from jobqueue.client.operations import ListFilters, Operation, SubmitOptions
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class AsyncClient(core.Base[httpx.AsyncClient]):
@@ -42,91 +43,47 @@ class AsyncClient(core.Base[httpx.AsyncClient]):
                 self._core.took_token(await self._send(first, authed=False))
 
     async def _send(self, call: core.Call, *, authed: bool = True) -> httpx.Response:
-        attempt, refreshed = 0, False
+        tries = self._core.tries(call, authed=authed)
+        pause: float | None
         while True:
-            response: httpx.Response | None = None
             try:
                 if authed:
                     await self._ensure_token()
-                response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params,
-                    headers=self._core.headers(call, authed=authed),
-                )
+                response = await self._http.send(self._request(call, authed=authed))
             except httpx.TransportError as exc:
-                pause = self._core.after_transport_error(call, attempt, exc)
+                pause = tries.after_error(exc)
             else:
-                step = self._core.after(response, attempt, authed=authed, refreshed=refreshed)
-                if step is None:
+                if (pause := tries.after(response)) is None:
                     return response
-                if step == "refresh":
-                    refreshed = True
-                    continue
-                pause = step
-            attempt += 1
             await asyncio.sleep(pause)
 
-    async def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
-        return JobOut.model_validate(core.expect(await self._send(call), ok))
+    async def _run(self, op: Operation[M]) -> M:
+        return op.result(await self._send(op.call))
 
     async def submit(
-        self,
-        type: str,
-        data: Any = None,
-        *,
-        queue: str = "default",
-        priority: str | int = "normal",
-        max_attempts: int | None = None,
-        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
-        run_at: datetime | None = None,
-        idempotency_key: str | None = None,
-        unique: Mapping[str, Any] | None = None,
+        self, type: str, data: Any = None, **options: Unpack[SubmitOptions]
     ) -> JobOut:
-        """`unique`: {"keys": [...], "period_seconds": N, "states": [...]}, each
-        optional; a duplicate returns the existing job (docs/design.md,
-        invariant 12)."""
-        body = core.job_body(
-            type,
-            data,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds,
-            run_at=run_at,
-            unique=unique,
-        )
-        return await self._job(core.Core.submit_call(body, idempotency_key), ok=(200, 201))
+        """See `Client.submit`."""
+        return await self._run(operations.submit(type, data, **options))
 
     async def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> BatchOut:
-        return BatchOut.model_validate(core.expect(await self._send(core.Core.batch_call(jobs))))
+        return await self._run(operations.submit_many(jobs))
 
     async def get(self, job_id: uuid.UUID | str) -> JobOut:
-        return await self._job(core.Call("GET", f"/v1/jobs/{job_id}", repeatable=True))
+        return await self._run(operations.get(job_id))
 
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        queue: str | None = None,
-        type: str | None = None,
-        page: int = 1,
-        page_size: int = 50,
-        after: str | None = None,
-    ) -> JobPage:
-        """A page newest first; pass the previous page's `next` as `after`."""
-        params = core.list_params(status, queue, type, page, page_size, after)
-        call = core.Call("GET", "/v1/jobs", params=params, repeatable=True)
-        return JobPage.model_validate(core.expect(await self._send(call)))
+    async def list(self, **filters: Unpack[ListFilters]) -> JobPage:
+        """See `Client.list`."""
+        return await self._run(operations.list_jobs(**filters))
 
     async def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
-        body = {"reset_attempts": reset_attempts}
-        return await self._job(core.Call("POST", f"/v1/jobs/{job_id}/retry", json=body))
+        return await self._run(operations.retry(job_id, reset_attempts=reset_attempts))
 
     async def cancel(self, job_id: uuid.UUID | str) -> JobOut:
-        return await self._job(core.Call("POST", f"/v1/jobs/{job_id}/cancel"))
+        return await self._run(operations.cancel(job_id))
 
     async def stats(self) -> StatsOut:
-        call = core.Call("GET", "/v1/stats", repeatable=True)
-        return StatsOut.model_validate(core.expect(await self._send(call)))
+        return await self._run(operations.stats())
 
     async def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:
         """Wait until the job is succeeded, dlq or cancelled, and return it
@@ -141,12 +98,12 @@ class AsyncClient(core.Base[httpx.AsyncClient]):
             try:
                 async with asyncio.timeout(deadline.left()):
                     async with connect(core.ws_url(self.base_url)) as ws:
-                        await ws.send(json.dumps({"token": self._core.token}))
-                        json.loads(await ws.recv())  # "ready": subscribed
+                        await ws.send(core.hello(self._core.token))
+                        core.event_of(await ws.recv())  # "ready": subscribed
                         job = await self.get(job_id)
                         while job.status not in core.FINISHED:
-                            event = json.loads(await ws.recv())
-                            if core.wait_step(event, wanted) == "read":
+                            event = core.event_of(await ws.recv())
+                            if event is not None and core.wait_step(event, wanted) == "read":
                                 job = await self.get(job_id)
                         return job
             except TimeoutError as exc:
@@ -163,8 +120,7 @@ class AsyncClient(core.Base[httpx.AsyncClient]):
 
         await self._ensure_token()
         async with connect(core.ws_url(self.base_url)) as ws:
-            await ws.send(json.dumps({"token": self._core.token}))
+            await ws.send(core.hello(self._core.token))
             async for message in ws:
-                event: dict[str, Any] = json.loads(message)
-                if event.get("type") != "ready":
+                if (event := core.event_of(message)) is not None:
                     yield event

@@ -1,21 +1,18 @@
-"""What both clients share: credentials, the retry policy, request building (no I/O)."""
+"""What both clients share: credentials, the retry policy, the WebSocket's
+messages (no I/O; the calls themselves are `operations`)."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
-from jobqueue import unique as unique_rules
-from jobqueue import validation
 from jobqueue.client import exceptions
-from jobqueue.models import NewJob
 
 Method = Literal["GET", "POST"]
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
@@ -33,83 +30,6 @@ class Call:
     headers: Mapping[str, str] | None = None
     # May a connection error be retried? (the request is safe to repeat)
     repeatable: bool = False
-
-
-def check_data(data: Any, where: str = "data") -> None:
-    """Refuse, before sending, a payload the server refuses (nested past
-    validation.MAX_JSON_DEPTH, NUL, NaN, not JSON): the same check, so the
-    error is the same and nothing goes over the wire. Status 0: not sent."""
-    if (problem := validation.data_problem(data)) is not None:
-        raise exceptions.InvalidRequest(0, "invalid_input", f"{where} {problem}")
-
-
-def check_unique(type: str, data: Any, queue: str, options: Mapping[str, Any]) -> None:
-    """Refuse, before sending, unique options the server refuses (status 0)."""
-    unknown = set(options) - {"keys", "period_seconds", "states"}
-    problem: str | None = f"unique has unknown fields: {sorted(unknown)}" if unknown else None
-    if problem is None:
-        try:
-            opts = unique_rules.of(**options)
-        except (ValueError, TypeError) as exc:
-            problem = f"unique: {exc}"
-        else:
-            problem = unique_rules.problem(NewJob(type=type, data=data, queue=queue, unique=opts))
-    if problem is not None:
-        raise exceptions.InvalidRequest(0, "invalid_input", problem)
-
-
-def job_body(
-    type: str,
-    data: Any,
-    *,
-    queue: str,
-    priority: str | int,
-    max_attempts: int | None,
-    timeout_seconds: int,
-    run_at: datetime | None,
-    unique: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    data = {} if data is None else data
-    check_data(data)
-    if unique is not None:
-        check_unique(type, data, queue, unique)
-    body: dict[str, Any] = {
-        "type": type,
-        "data": data,
-        "queue": queue,
-        "priority": priority,
-        "timeout_seconds": timeout_seconds,
-        "run_at": run_at.isoformat() if run_at else None,
-    }
-    # Omitted, not null: the server then applies the queue's default (and an
-    # older server its own, 5).
-    if max_attempts is not None:
-        body["max_attempts"] = max_attempts
-    if unique is not None:
-        body["unique"] = dict(unique)
-    return body
-
-
-def expect(response: httpx.Response, ok: tuple[int, ...] = (200,)) -> Any:
-    """The answer's JSON body, or the matching error if its status is not `ok`."""
-    if response.status_code not in ok:
-        raise exceptions.error_of(response)
-    return response.json()
-
-
-def list_params(
-    status: str | None,
-    queue: str | None,
-    type: str | None,
-    page: int,
-    page_size: int,
-    after: str | None = None,
-) -> dict[str, str | int]:
-    params: dict[str, str | int] = {"page": page, "page_size": page_size}
-    for name, value in (("status", status), ("queue", queue), ("type", type), ("after", after)):
-        if value is not None:
-            params[name] = value
-    return params
 
 
 class Core:
@@ -167,23 +87,8 @@ class Core:
     def headers(self, call: Call, *, authed: bool) -> dict[str, str]:
         return {**(call.headers or {}), **(self.auth_headers() if authed else {})}
 
-    def after_transport_error(self, call: Call, attempt: int, exc: httpx.TransportError) -> float:
-        """Seconds to wait before sending `call` again; Unavailable if it may not be."""
-        pause = self.wait(attempt, None) if call.repeatable else None
-        if pause is None:
-            raise exceptions.Unavailable(0, "unreachable", str(exc)) from exc
-        return pause
-
-    def after(
-        self, response: httpx.Response, attempt: int, *, authed: bool, refreshed: bool
-    ) -> float | Literal["refresh"] | None:
-        """What to do with an answer: None to return it, "refresh" to buy a
-        new token and send again at once (a 401, the first time), or the
-        seconds to wait before sending again (429, 503)."""
-        if response.status_code == 401 and authed and self.can_refresh and not refreshed:
-            self.forget_token()
-            return "refresh"
-        return self.wait(attempt, response)
+    def tries(self, call: Call, *, authed: bool) -> Tries:
+        return Tries(self, call, authed=authed)
 
     def wait(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retrying, or None to give up."""
@@ -198,22 +103,38 @@ class Core:
         backoff = min(self.max_retry_wait, 0.1 * 2.0**attempt)
         return backoff * random.uniform(0.5, 1.0)
 
-    @staticmethod
-    def submit_call(body: dict[str, Any], idempotency_key: str | None) -> Call:
-        key = idempotency_key or str(uuid.uuid4())
-        return Call(
-            "POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key}, repeatable=True
-        )
 
-    @staticmethod
-    def batch_call(jobs: Sequence[Mapping[str, Any]]) -> Call:
-        for i, j in enumerate(jobs):
-            if "data" in j:
-                check_data(j["data"], f"jobs[{i}].data")
-        items = [
-            {**j, "idempotency_key": j.get("idempotency_key") or str(uuid.uuid4())} for j in jobs
-        ]
-        return Call("POST", "/v1/jobs/batch", json={"jobs": items}, repeatable=True)
+class Tries:
+    """The retry policy's state for one call: after each try, whether to
+    hand the answer back (None) or how long to wait before trying again."""
+
+    def __init__(self, core: Core, call: Call, *, authed: bool) -> None:
+        self._core = core
+        self._call = call
+        self._authed = authed
+        self._attempt = 0
+        self._refreshed = False
+
+    def after_error(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait before sending again; Unavailable if it may not be."""
+        pause = self._core.wait(self._attempt, None) if self._call.repeatable else None
+        if pause is None:
+            raise exceptions.Unavailable(0, "unreachable", str(exc)) from exc
+        self._attempt += 1
+        return pause
+
+    def after(self, response: httpx.Response) -> float | None:
+        """None to return the answer; else the seconds to wait before sending
+        again: 0 after a first 401 (a new token is bought first), the
+        server's hint or backoff after 429 and 503."""
+        refresh = self._authed and not self._refreshed and self._core.can_refresh
+        if response.status_code == 401 and refresh:
+            self._refreshed = True
+            self._core.forget_token()
+            return 0.0
+        pause = self._core.wait(self._attempt, response)
+        self._attempt += 1
+        return pause
 
 
 FINISHED = frozenset({"succeeded", "dlq", "cancelled"})
@@ -248,6 +169,17 @@ class Deadline:
         return left
 
 
+def hello(token: str | None) -> str:
+    """The first message on /ws/jobs: the credential."""
+    return json.dumps({"token": token})
+
+
+def event_of(message: str | bytes) -> dict[str, Any] | None:
+    """A job event from /ws/jobs, or None for the "ready" greeting."""
+    event: dict[str, Any] = json.loads(message)
+    return None if event.get("type") == "ready" else event
+
+
 def ws_url(base_url: str) -> str:
     scheme, rest = base_url.split("://", 1)
     return ("wss://" if scheme == "https" else "ws://") + rest.rstrip("/") + "/ws/jobs"
@@ -280,3 +212,9 @@ class Base(Generic[H]):
         )
         self._http: H = http or self._http_class(base_url=base_url, timeout=timeout)
         self.base_url = base_url
+
+    def _request(self, call: Call, *, authed: bool) -> httpx.Request:
+        return self._http.build_request(
+            call.method, call.path, json=call.json, params=call.params,
+            headers=self._core.headers(call, authed=authed),
+        )

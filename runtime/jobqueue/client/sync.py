@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar, Unpack
 
 import httpx
+from pydantic import BaseModel
 
 from jobqueue.api.schemas import BatchOut, JobOut, JobPage, StatsOut
-from jobqueue.client import core
-from jobqueue.models import DEFAULT_TIMEOUT_SECONDS
+from jobqueue.client import core, operations
+from jobqueue.client.operations import ListFilters, Operation, SubmitOptions
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Client(core.Base[httpx.Client]):
@@ -30,93 +31,56 @@ class Client(core.Base[httpx.Client]):
     def close(self) -> None:
         self._http.close()
 
+    def _ensure_token(self) -> None:
+        if (first := self._core.token_call()) is not None:
+            self._core.took_token(self._send(first, authed=False))
+
     def _send(self, call: core.Call, *, authed: bool = True) -> httpx.Response:
-        attempt, refreshed = 0, False
+        tries = self._core.tries(call, authed=authed)
+        pause: float | None
         while True:
-            response: httpx.Response | None = None
             try:
-                if authed and (first := self._core.token_call()) is not None:
-                    self._core.took_token(self._send(first, authed=False))
-                response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params,
-                    headers=self._core.headers(call, authed=authed),
-                )
+                if authed:
+                    self._ensure_token()
+                response = self._http.send(self._request(call, authed=authed))
             except httpx.TransportError as exc:
-                pause = self._core.after_transport_error(call, attempt, exc)
+                pause = tries.after_error(exc)
             else:
-                step = self._core.after(response, attempt, authed=authed, refreshed=refreshed)
-                if step is None:
+                if (pause := tries.after(response)) is None:
                     return response
-                if step == "refresh":
-                    refreshed = True
-                    continue
-                pause = step
-            attempt += 1
             time.sleep(pause)
 
-    def _job(self, call: core.Call, ok: tuple[int, ...] = (200,)) -> JobOut:
-        return JobOut.model_validate(core.expect(self._send(call), ok))
+    def _run(self, op: Operation[M]) -> M:
+        return op.result(self._send(op.call))
 
-    def submit(
-        self,
-        type: str,
-        data: Any = None,
-        *,
-        queue: str = "default",
-        priority: str | int = "normal",
-        max_attempts: int | None = None,
-        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
-        run_at: datetime | None = None,
-        idempotency_key: str | None = None,
-        unique: Mapping[str, Any] | None = None,
-    ) -> JobOut:
-        """`unique`: {"keys": [...], "period_seconds": N, "states": [...]}, each
-        optional; a duplicate returns the existing job (docs/design.md,
-        invariant 12)."""
-        body = core.job_body(
-            type,
-            data,
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds,
-            run_at=run_at,
-            unique=unique,
-        )
-        return self._job(core.Core.submit_call(body, idempotency_key), ok=(200, 201))
+    def submit(self, type: str, data: Any = None, **options: Unpack[SubmitOptions]) -> JobOut:
+        """Queue one job. Options: queue ("default"), priority ("normal", or 0
+        to 3), max_attempts (the queue's default), timeout_seconds, run_at,
+        idempotency_key (generated when not given), unique: {"keys": [...],
+        "period_seconds": N, "states": [...]}, each optional; a duplicate
+        returns the existing job (docs/design.md, invariant 12)."""
+        return self._run(operations.submit(type, data, **options))
 
     def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> BatchOut:
         """Each job is a dict of `submit`'s arguments; keys are generated where missing."""
-        return BatchOut.model_validate(core.expect(self._send(core.Core.batch_call(jobs))))
+        return self._run(operations.submit_many(jobs))
 
     def get(self, job_id: uuid.UUID | str) -> JobOut:
-        return self._job(core.Call("GET", f"/v1/jobs/{job_id}", repeatable=True))
+        return self._run(operations.get(job_id))
 
-    def list(
-        self,
-        *,
-        status: str | None = None,
-        queue: str | None = None,
-        type: str | None = None,
-        page: int = 1,
-        page_size: int = 50,
-        after: str | None = None,
-    ) -> JobPage:
-        """A page newest first; pass the previous page's `next` as `after`."""
-        params = core.list_params(status, queue, type, page, page_size, after)
-        call = core.Call("GET", "/v1/jobs", params=params, repeatable=True)
-        return JobPage.model_validate(core.expect(self._send(call)))
+    def list(self, **filters: Unpack[ListFilters]) -> JobPage:
+        """A page newest first, filtered by status, queue and type; pass the
+        previous page's `next` as `after` (page and page_size: offset paging)."""
+        return self._run(operations.list_jobs(**filters))
 
     def retry(self, job_id: uuid.UUID | str, *, reset_attempts: bool = False) -> JobOut:
-        body = {"reset_attempts": reset_attempts}
-        return self._job(core.Call("POST", f"/v1/jobs/{job_id}/retry", json=body))
+        return self._run(operations.retry(job_id, reset_attempts=reset_attempts))
 
     def cancel(self, job_id: uuid.UUID | str) -> JobOut:
-        return self._job(core.Call("POST", f"/v1/jobs/{job_id}/cancel"))
+        return self._run(operations.cancel(job_id))
 
     def stats(self) -> StatsOut:
-        call = core.Call("GET", "/v1/stats", repeatable=True)
-        return StatsOut.model_validate(core.expect(self._send(call)))
+        return self._run(operations.stats())
 
     def wait(self, job_id: uuid.UUID | str, timeout: float | None = None) -> JobOut:
         """Block until the job is succeeded, dlq or cancelled, and return it.
@@ -133,16 +97,15 @@ class Client(core.Base[httpx.Client]):
         deadline = core.Deadline(timeout)
         wanted = str(job_id)
         while True:
-            if (first := self._core.token_call()) is not None:
-                self._core.took_token(self._send(first, authed=False))
+            self._ensure_token()
             try:
                 with connect(core.ws_url(self.base_url), open_timeout=deadline.left()) as ws:
-                    ws.send(json.dumps({"token": self._core.token}))
-                    json.loads(ws.recv(timeout=deadline.left()))  # "ready": subscribed
+                    ws.send(core.hello(self._core.token))
+                    core.event_of(ws.recv(timeout=deadline.left()))  # "ready": subscribed
                     job = self.get(job_id)
                     while job.status not in core.FINISHED:
-                        event = json.loads(ws.recv(timeout=deadline.left()))
-                        if core.wait_step(event, wanted) == "read":
+                        event = core.event_of(ws.recv(timeout=deadline.left()))
+                        if event is not None and core.wait_step(event, wanted) == "read":
                             job = self.get(job_id)
                     return job
             except (ConnectionClosed, InvalidHandshake, OSError) as exc:
@@ -156,11 +119,9 @@ class Client(core.Base[httpx.Client]):
         """Job events as they happen (see jobqueue.api.ws), until the server closes."""
         from websockets.sync.client import connect
 
-        if (first := self._core.token_call()) is not None:
-            self._core.took_token(self._send(first, authed=False))
+        self._ensure_token()
         with connect(core.ws_url(self.base_url)) as ws:
-            ws.send(json.dumps({"token": self._core.token}))
+            ws.send(core.hello(self._core.token))
             for message in ws:
-                event: dict[str, Any] = json.loads(message)
-                if event.get("type") != "ready":
+                if (event := core.event_of(message)) is not None:
                     yield event

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from jobqueue import errors
-from jobqueue.client import core
+from jobqueue.client import core, operations
 from jobqueue.client import exceptions as client_errors
 
 
@@ -69,18 +69,48 @@ def test_a_non_json_answer_still_becomes_an_api_error() -> None:
 
 
 def test_submissions_carry_a_key_that_retries_reuse() -> None:
-    call = core.Core.submit_call({"type": "echo"}, None)
+    call = operations.submit("echo").call
     assert call.headers is not None and call.repeatable
     assert len(call.headers["Idempotency-Key"]) == 36
-    batch = core.Core.batch_call([{"type": "echo"}, {"type": "echo", "idempotency_key": "k"}])
-    items = batch.json["jobs"]
+    assert operations.submit("echo", idempotency_key="k1").call.headers == {"Idempotency-Key": "k1"}
+    batch = operations.submit_many([{"type": "echo"}, {"type": "echo", "idempotency_key": "k"}])
+    items = batch.call.json["jobs"]
     assert items[1]["idempotency_key"] == "k" and items[0]["idempotency_key"]
 
 
 def test_an_unset_max_attempts_is_left_out_so_the_queue_default_applies() -> None:
-    common = {"queue": "q", "priority": "normal", "timeout_seconds": 30, "run_at": None}
-    assert "max_attempts" not in core.job_body("echo", None, max_attempts=None, **common)
-    assert core.job_body("echo", None, max_attempts=3, **common)["max_attempts"] == 3
+    assert "max_attempts" not in operations.submit("echo", queue="q", max_attempts=None).call.json
+    assert operations.submit("echo", queue="q", max_attempts=3).call.json["max_attempts"] == 3
+
+
+def test_an_answer_is_read_as_its_model_or_raised_as_its_error() -> None:
+    op = operations.stats()
+    assert op.result(answer(200, {"depth": [], "oldest_queued_age_seconds": None})).depth == []
+    with pytest.raises(client_errors.Unavailable):
+        op.result(answer(503, {"error": "unavailable", "detail": "down"}))
+    created = operations.submit("echo")
+    assert created.ok == (200, 201) and operations.get("x").ok == (200,)
+
+
+def test_list_sends_only_the_filters_given() -> None:
+    params = operations.list_jobs(queue="q", after="c").call.params
+    assert params == {"page": 1, "page_size": 50, "queue": "q", "after": "c"}
+
+
+def test_a_first_401_buys_a_new_token_once_then_the_answer_is_returned() -> None:
+    p = core.Core(tenant_id="a", api_key="k", token=None, max_retries=3, max_retry_wait=1)
+    tries = p.tries(operations.get("x").call, authed=True)
+    assert tries.after(answer(401)) == 0.0
+    assert p.token_call() is not None  # the token was forgotten: the next try buys one
+    assert tries.after(answer(401)) is None
+    assert tries.after(answer(200)) is None
+
+
+def test_a_connection_error_is_retried_only_where_a_repeat_is_harmless() -> None:
+    error = httpx.ConnectError("refused")
+    assert policy().tries(operations.get("x").call, authed=True).after_error(error) > 0
+    with pytest.raises(client_errors.Unavailable, match="refused"):
+        policy().tries(operations.cancel("x").call, authed=True).after_error(error)
 
 
 def test_credentials_are_required() -> None:
