@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from jobqueue.api.schemas import QUEUE_PATTERN, TYPE_PATTERN, WireDatetime
-from jobqueue.db import bulk
+from jobqueue.db import bulk, dashboard
 from jobqueue.models import JobStatus
 
 
@@ -18,7 +19,28 @@ class MinuteOut(BaseModel):
     cancelled: int = 0
 
 
-class QueueOverviewOut(BaseModel):
+class ReplicasOut(BaseModel):
+    """A queue's worker pods as the operator last reported them (null: it
+    does not run the queue, or has not reported yet)."""
+
+    replicas: int | None = Field(
+        None, description="worker pods as the operator last reported them; null: not known"
+    )
+    ready_replicas: int | None = None
+    max_replicas: int | None = None
+
+    @staticmethod
+    def fields_of(reported: dashboard.Replicas | None) -> dict[str, int]:
+        if reported is None:
+            return {}
+        return {
+            "replicas": reported.replicas,
+            "ready_replicas": reported.ready_replicas,
+            "max_replicas": reported.max_replicas,
+        }
+
+
+class QueueOverviewOut(ReplicasOut):
     queue: str
     jobs: dict[str, int] = Field(
         description="unfinished and dead-lettered jobs by status (queued, leased, running, dlq)"
@@ -27,11 +49,6 @@ class QueueOverviewOut(BaseModel):
         description="age of the oldest job ready to run here; null when none is"
     )
     busy_workers: int = Field(description="workers holding at least one of these jobs now")
-    replicas: int | None = Field(
-        None, description="worker pods as the operator last reported them; null: not known"
-    )
-    ready_replicas: int | None = None
-    max_replicas: int | None = None
     throughput: list[MinuteOut] = Field(description="jobs finished per minute, oldest first")
 
 
@@ -58,19 +75,21 @@ class TenantStateOut(BaseModel):
     usage: UsageOut
     rate_tokens: int = Field(description="requests its rate limit allows right now")
 
+    @classmethod
+    def of(cls, state: dashboard.TenantState, usage: UsageOut) -> TenantStateOut:
+        values = {**asdict(state.tenant), "usage": usage, "rate_tokens": state.rate_tokens}
+        return cls(**{name: values[name] for name in cls.model_fields})
+
 
 class TenantsOut(BaseModel):
     tenants: list[TenantStateOut]
 
 
-class QueueInfoOut(BaseModel):
+class QueueInfoOut(ReplicasOut):
     name: str
     default_max_attempts: int | None = Field(description="null: jobs get 5")
     max_attempts: int = Field(description="what a job submitted without max_attempts gets")
     created_at: datetime
-    replicas: int | None = None
-    ready_replicas: int | None = None
-    max_replicas: int | None = None
     replicas_reported_at: datetime | None = None
 
 

@@ -68,10 +68,18 @@ async def _access(
     return await admit(rt, principal)
 
 
+async def _admin(access: Annotated[Access, Depends(_access)]) -> Access:
+    if not access.principal.admin:
+        raise http_errors.forbidden("this view needs the admin credential")
+    return access
+
+
 async def _runtime(request: Request) -> Runtime:
     # async on purpose: FastAPI runs a sync dependency in a worker thread.
     return runtime(request)
 
 
 AccessDep = Annotated[Access, Depends(_access)]
+# The admin credential only: others get 403 (after the same authentication).
+AdminDep = Annotated[Access, Depends(_admin)]
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]

@@ -7,23 +7,23 @@ has jobs in, counted over its own jobs only; the admin sees everything.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from jobqueue.api import http_errors
 from jobqueue.api.dashboard_schemas import (
     MinuteOut,
     OverviewOut,
     QueueInfoOut,
     QueueOverviewOut,
     QueuesOut,
+    ReplicasOut,
     TenantsOut,
     TenantStateOut,
     UsageOut,
 )
-from jobqueue.api.deps import Access, AccessDep, RuntimeDep
+from jobqueue.api.deps import AccessDep, AdminDep, RuntimeDep
 from jobqueue.api.routes import docs
 from jobqueue.db import dashboard, queues, stats
 from jobqueue.models import DepthRow, JobStatus
@@ -59,16 +59,13 @@ def _queue(
             jobs[r.status.value] += r.jobs
             if r.oldest_ready_age_seconds is not None:
                 ages.append(r.oldest_ready_age_seconds)
-    rep = pods.get(name)
     return QueueOverviewOut(
         queue=name,
         jobs=jobs,
         oldest_queued_age_seconds=max(ages) if ages else None,
         busy_workers=busy.get(name, 0),
-        replicas=rep.replicas if rep else None,
-        ready_replicas=rep.ready_replicas if rep else None,
-        max_replicas=rep.max_replicas if rep else None,
         throughput=_series(tp, name, minutes),
+        **ReplicasOut.fields_of(pods.get(name)),
     )
 
 
@@ -101,11 +98,6 @@ async def overview(
     )
 
 
-def _admin(access: Access) -> None:
-    if not access.principal.admin:
-        raise http_errors.forbidden("this view needs the admin credential")
-
-
 def _usage(depth: list[DepthRow]) -> dict[str, UsageOut]:
     out: dict[str, UsageOut] = {}
     for r in depth:
@@ -125,31 +117,13 @@ def _usage(depth: list[DepthRow]) -> dict[str, UsageOut]:
     summary="Every tenant: quotas, current usage and rate-limit state (admin only)",
     responses=docs.errors(*docs.COMMON),
 )
-async def admin_tenants(access: AccessDep, rt: RuntimeDep) -> TenantsOut:
-    _admin(access)
+async def admin_tenants(_: AdminDep, rt: RuntimeDep) -> TenantsOut:
     async with rt.deadline():
         found = await dashboard.tenant_states(rt.pool)
         usage = _usage(await stats.depth(rt.pool))
     return TenantsOut(
-        tenants=[
-            TenantStateOut(
-                id=s.tenant.id,
-                enabled=s.tenant.enabled,
-                max_concurrent=s.tenant.max_concurrent,
-                rate_per_minute=s.tenant.rate_per_minute,
-                rate_burst=s.tenant.rate_burst,
-                weight=s.tenant.weight,
-                max_queued=s.tenant.max_queued,
-                usage=usage.get(s.tenant.id, UsageOut()),
-                rate_tokens=s.rate_tokens,
-            )
-            for s in found
-        ]
+        tenants=[TenantStateOut.of(s, usage.get(s.tenant.id, UsageOut())) for s in found]
     )
-
-
-def _reported(r: dashboard.Replicas | None) -> datetime | None:
-    return r.reported_at if r else None
 
 
 @router.get(
@@ -158,8 +132,7 @@ def _reported(r: dashboard.Replicas | None) -> datetime | None:
     summary="Every queue: its defaults and worker replicas (admin only)",
     responses=docs.errors(*docs.COMMON),
 )
-async def admin_queues(access: AccessDep, rt: RuntimeDep) -> QueuesOut:
-    _admin(access)
+async def admin_queues(_: AdminDep, rt: RuntimeDep) -> QueuesOut:
     async with rt.deadline():
         found = await dashboard.queue_list(rt.pool)
     return QueuesOut(
@@ -169,10 +142,8 @@ async def admin_queues(access: AccessDep, rt: RuntimeDep) -> QueuesOut:
                 default_max_attempts=q.default_max_attempts,
                 max_attempts=queues.QueueDefaults(q.name, q.default_max_attempts).max_attempts,
                 created_at=q.created_at,
-                replicas=q.replicas.replicas if q.replicas else None,
-                ready_replicas=q.replicas.ready_replicas if q.replicas else None,
-                max_replicas=q.replicas.max_replicas if q.replicas else None,
-                replicas_reported_at=_reported(q.replicas),
+                replicas_reported_at=q.replicas.reported_at if q.replicas else None,
+                **ReplicasOut.fields_of(q.replicas),
             )
             for q in found
         ]
