@@ -28,6 +28,13 @@ T = TypeVar("T")
 APPLICATION_NAME = "jobqueue-cli"
 
 
+def add_actions(sub: Any, name: str, help: str) -> Any:
+    """The subcommand `name`, whose actions (`jobqueue NAME ACTION`) are added
+    to what this returns."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    return p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
 def add_logging_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=["json", "console"],
                    help="json lines (default) or human-readable (JOBQUEUE_LOG_FORMAT)")
@@ -173,6 +180,19 @@ def parse_priority(raw: str) -> Priority:
 def tenant_of(raw: str | None) -> TenantId:
     if not raw:
         raise ValueError("which tenant? pass --tenant or set JOBQUEUE_TENANT")
-    if (problem := validation.tenant_id_problem(raw)) is not None:
-        raise ValueError(problem)
-    return TenantId(raw)
+    return tenant_id(raw)
+
+
+def tenant_filter(raw: str | None) -> TenantId | None:
+    """A listing's --tenant: None (every tenant's) when not given."""
+    return tenant_id(raw) if raw else None
+
+
+def add_tenant_flag(p: argparse.ArgumentParser) -> None:
+    """--tenant, for a command that acts for one tenant (`acting_tenant`)."""
+    p.add_argument("--tenant", help="tenant id (default: JOBQUEUE_TENANT)")
+
+
+def acting_tenant(args: argparse.Namespace, settings: RuntimeSettings) -> TenantId:
+    """--tenant, else JOBQUEUE_TENANT; refused if neither names a valid tenant."""
+    return tenant_of(args.tenant if args.tenant is not None else settings.cli.tenant)

@@ -13,9 +13,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jobqueue import db
-from jobqueue.commands.common import job_json, print_table, run_with_pool, tenant_id
+from jobqueue.commands.common import (
+    add_actions,
+    job_json,
+    print_table,
+    run_with_pool,
+    tenant_filter,
+)
 from jobqueue.db import jobs
-from jobqueue.models import Job, JobId, JobStatus, Page, TenantId
+from jobqueue.models import Job, JobId, JobStatus, Page
 
 # As the API's list: past this, the offset no longer fits the query's integer.
 MAX_PAGE = 1_000_000
@@ -23,8 +29,7 @@ MAX_PAGE_SIZE = 1000
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("jobs", help="list, show, retry, cancel jobs")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = add_actions(sub, "jobs", help="list, show, retry, cancel jobs")
 
     ls = actions.add_parser("list", help="newest first")
     ls.add_argument("--tenant")
@@ -57,16 +62,12 @@ def _job_id(raw: str) -> JobId:
         raise ValueError(f"not a job id: {raw!r}") from None
 
 
-def _tenant(args: argparse.Namespace) -> TenantId | None:
-    return tenant_id(args.tenant) if args.tenant else None
-
-
 def run_list(args: argparse.Namespace) -> int:
     if not 1 <= args.page <= MAX_PAGE:
         raise ValueError(f"--page must be from 1 to {MAX_PAGE}")
     if not 1 <= args.page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"--page-size must be from 1 to {MAX_PAGE_SIZE}")
-    tenant = _tenant(args)
+    tenant = tenant_filter(args.tenant)
 
     async def go(pool: db.Pool) -> Page:
         return await jobs.list_jobs(
@@ -96,16 +97,16 @@ def _one(args: argparse.Namespace, call: Callable[[db.Pool], Awaitable[Job]]) ->
 
 
 def run_show(args: argparse.Namespace) -> int:
-    jid, tenant = _job_id(args.job_id), _tenant(args)
+    jid, tenant = _job_id(args.job_id), tenant_filter(args.tenant)
     return _one(args, lambda pool: jobs.get(pool, job_id=jid, tenant_id=tenant))
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    jid, tenant = _job_id(args.job_id), _tenant(args)
+    jid, tenant = _job_id(args.job_id), tenant_filter(args.tenant)
     return _one(args, lambda pool: jobs.retry(pool, job_id=jid, tenant_id=tenant,
                                               reset_attempts=args.reset_attempts))
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    jid, tenant = _job_id(args.job_id), _tenant(args)
+    jid, tenant = _job_id(args.job_id), tenant_filter(args.tenant)
     return _one(args, lambda pool: jobs.cancel(pool, job_id=jid, tenant_id=tenant))

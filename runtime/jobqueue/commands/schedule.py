@@ -13,26 +13,27 @@ import json
 from typing import Any
 
 from jobqueue.commands.common import (
+    acting_tenant,
+    add_actions,
+    add_tenant_flag,
     parse_data,
     parse_priority,
     print_table,
     run_with_pool,
-    tenant_of,
+    tenant_filter,
 )
 from jobqueue.cron import MissedPolicy, OverlapPolicy
 from jobqueue.db import schedules
-from jobqueue.models import TenantId
 from jobqueue.scheduling import Schedule, ScheduleSpec
 from jobqueue.settings import RuntimeSettings
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("schedule", help="cron schedules of a tenant")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = add_actions(sub, "schedule", help="cron schedules of a tenant")
 
     c = actions.add_parser("create", help="create, or replace the template of, a schedule")
     c.add_argument("name")
-    _tenant_flag(c)
+    add_tenant_flag(c)
     c.add_argument("--cron", required=True, help="five fields, e.g. '0 3 * * *'")
     c.add_argument("--timezone", default="UTC", help="an IANA zone, e.g. Europe/Berlin")
     c.add_argument("--type", required=True, help="the job type to fire")
@@ -55,16 +56,8 @@ def register(sub: Any) -> None:
                             ("delete", "delete; jobs it fired stay", run_delete)]:
         a = actions.add_parser(name, help=help_)
         a.add_argument("name")
-        _tenant_flag(a)
+        add_tenant_flag(a)
         a.set_defaults(func=fn)
-
-
-def _tenant_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tenant", help="tenant id (default: JOBQUEUE_TENANT)")
-
-
-def _tenant(args: argparse.Namespace) -> TenantId:
-    return tenant_of(args.tenant if args.tenant is not None else RuntimeSettings().cli.tenant)
 
 
 def as_json(s: Schedule, **extra: object) -> dict[str, Any]:
@@ -82,7 +75,7 @@ def as_json(s: Schedule, **extra: object) -> dict[str, Any]:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    tenant = _tenant(args)
+    tenant = acting_tenant(args, RuntimeSettings())
     spec = ScheduleSpec(
         name=args.name, cron=args.cron, timezone=args.timezone, type=args.type,
         data=parse_data(args.data), queue=args.queue, priority=parse_priority(args.priority),
@@ -96,7 +89,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    tenant = tenant_of(args.tenant) if args.tenant else None
+    tenant = tenant_filter(args.tenant)
     found = run_with_pool(
         lambda pool: schedules.list_schedules(pool, tenant_id=tenant))
     if args.json:
@@ -112,7 +105,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    tenant = _tenant(args)
+    tenant = acting_tenant(args, RuntimeSettings())
     found = run_with_pool(
         lambda pool: schedules.get(pool, tenant_id=tenant, name=args.name))
     print(json.dumps(as_json(found), indent=2))
@@ -120,7 +113,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    tenant = _tenant(args)
+    tenant = acting_tenant(args, RuntimeSettings())
     run_with_pool(
         lambda pool: schedules.delete(pool, tenant_id=tenant, name=args.name))
     print(json.dumps({"deleted": args.name, "tenant_id": tenant}))

@@ -22,7 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobqueue import db, unique, validation
-from jobqueue.commands.common import job_json, parse_data, parse_priority, tenant_of, with_pool
+from jobqueue.commands.common import (
+    acting_tenant,
+    add_tenant_flag,
+    job_json,
+    parse_data,
+    parse_priority,
+    with_pool,
+)
 from jobqueue.db import jobs
 from jobqueue.models import (
     DEFAULT_MAX_ATTEMPTS,
@@ -41,7 +48,7 @@ def register(sub: Any) -> None:
     p.add_argument("type", help="job type, e.g. echo or sleep")
     p.add_argument("--data", default="{}", help='JSON payload, e.g. \'{"seconds": 2}\'; '
                    "@file reads it from a file, @- from stdin")
-    p.add_argument("--tenant", help="tenant id (default: JOBQUEUE_TENANT)")
+    add_tenant_flag(p)
     p.add_argument("--queue", default="default")
     p.add_argument("--priority", default="normal",
                    help="low, normal, high or critical (or 0 to 3)")
@@ -97,7 +104,7 @@ async def submit(pool: db.Pool, tenant: TenantId, job: NewJob) -> Submitted:
 
 def run(args: argparse.Namespace) -> int:
     settings = RuntimeSettings()
-    tenant = tenant_of(args.tenant if args.tenant is not None else settings.cli.tenant)
+    tenant = acting_tenant(args, settings)
     new = NewJob(
         type=args.type,
         data=parse_data(args.data),

@@ -12,7 +12,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from jobqueue import db, validation
-from jobqueue.commands.common import new_key, print_table, run_with_pool, tenant_id
+from jobqueue.commands.common import add_actions, new_key, print_table, run_with_pool, tenant_id
 from jobqueue.db import tenants
 from jobqueue.models import Tenant, TenantQuotas
 
@@ -21,8 +21,7 @@ QUOTAS = tuple(f.name for f in fields(TenantQuotas) if f.name != "enabled")
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("tenant", help="manage tenants")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = add_actions(sub, "tenant", help="manage tenants")
 
     create = actions.add_parser("create", help="create a tenant and print its API key")
     create.add_argument("tenant_id")
