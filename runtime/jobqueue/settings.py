@@ -9,12 +9,13 @@ override its fields. Defaults say why they are what they are.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class DatabaseSettings(BaseSettings):
@@ -205,6 +206,29 @@ class CliSettings(BaseSettings):
     debug: str = Field("", validation_alias="JOBQUEUE_DEBUG")
 
 
+class _Section(Generic[S]):
+    """One section of `RuntimeSettings`, named by its attribute: built from
+    the environment under its overrides when first asked for, then kept."""
+
+    def __init__(self, build: type[S]) -> None:
+        self._build = build
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, root: None, owner: type) -> _Section[S]: ...
+    @overload
+    def __get__(self, root: RuntimeSettings, owner: type) -> S: ...
+    def __get__(self, root: RuntimeSettings | None, owner: type) -> S | _Section[S]:
+        if root is None:
+            return self
+        # Kept in the instance, which then shadows this (non-data) descriptor.
+        section = root.__dict__[self.name] = self._build(**root.given(self.name))
+        return section
+
+
 class RuntimeSettings:
     """The root every process starts from: one section per component.
 
@@ -216,45 +240,23 @@ class RuntimeSettings:
     the variable it overrides.
     """
 
+    database = _Section(DatabaseSettings)
+    worker = _Section(WorkerSettings)
+    reaper = _Section(ReaperSettings)
+    api = _Section(ApiSettings)
+    log = _Section(LogSettings)
+    tracing = _Section(TracingSettings)
+    cli = _Section(CliSettings)
+
     def __init__(self, **overrides: Mapping[str, Any]) -> None:
-        unknown = set(overrides) - _SECTIONS
-        if unknown:
+        sections = {v.name for v in vars(RuntimeSettings).values() if isinstance(v, _Section)}
+        if unknown := set(overrides) - sections:
             raise TypeError(f"no settings section {sorted(unknown)}")
         self._overrides = {
             name: {k: v for k, v in given.items() if v is not None}
             for name, given in overrides.items()
         }
 
-    def _given(self, section: str) -> dict[str, Any]:
+    def given(self, section: str) -> dict[str, Any]:
+        """The fields of `section` set on the command line."""
         return self._overrides.get(section, {})
-
-    @functools.cached_property
-    def database(self) -> DatabaseSettings:
-        return DatabaseSettings(**self._given("database"))
-
-    @functools.cached_property
-    def worker(self) -> WorkerSettings:
-        return WorkerSettings(**self._given("worker"))
-
-    @functools.cached_property
-    def reaper(self) -> ReaperSettings:
-        return ReaperSettings(**self._given("reaper"))
-
-    @functools.cached_property
-    def api(self) -> ApiSettings:
-        return ApiSettings(**self._given("api"))
-
-    @functools.cached_property
-    def log(self) -> LogSettings:
-        return LogSettings(**self._given("log"))
-
-    @functools.cached_property
-    def tracing(self) -> TracingSettings:
-        return TracingSettings(**self._given("tracing"))
-
-    @functools.cached_property
-    def cli(self) -> CliSettings:
-        return CliSettings(**self._given("cli"))
-
-
-_SECTIONS = {"database", "worker", "reaper", "api", "log", "tracing", "cli"}
