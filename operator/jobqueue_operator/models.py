@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from jobqueue import validation
 from jobqueue.models import DEFAULT_MAX_ATTEMPTS, TenantQuotas
+from jobqueue.settings import DEFAULT_CONCURRENCY
 
 GROUP = "jobqueue.dev"
 VERSION = "v1alpha1"
@@ -218,7 +219,9 @@ class JobQueueSpec(_Model):
     handlers: list[Annotated[str, Field(max_length=253, pattern=MODULE_PATTERN)]] = Field(
         default_factory=list, max_length=64, description="modules imported for @handler"
     )
-    concurrency: int = Field(10, ge=1, le=10_000, description="jobs at once per worker pod")
+    concurrency: int = Field(
+        DEFAULT_CONCURRENCY, ge=1, le=10_000, description="jobs at once per worker pod"
+    )
     min_replicas: int = Field(1, ge=0, le=1000)
     max_replicas: int = Field(1, ge=0, le=1000)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, json_schema_extra=_EMPTY)

@@ -40,13 +40,16 @@ class DatabaseSettings(BaseSettings):
         return self.url.get_secret_value()
 
 
+# Leases are for free slots: fewer slots mean smaller leases and more round
+# trips per job (10 slots drained at a third of the rate of 100).
+DEFAULT_CONCURRENCY: int = 100
+
+
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_WORKER_", populate_by_name=True)
 
     queue: str = "default"
-    # Leases are for free slots: fewer slots, smaller leases, more round
-    # trips per job (10 slots drained at a third of the rate of 100).
-    concurrency: int = Field(100, ge=1, le=10_000)
+    concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, le=10_000)
     handlers: str = Field(
         "",
         validation_alias=AliasChoices("JOBQUEUE_HANDLERS", "JOBQUEUE_WORKER_HANDLERS"),

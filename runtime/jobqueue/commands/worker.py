@@ -23,7 +23,7 @@ from jobqueue.commands.common import (
     run_loop,
 )
 from jobqueue.observability import metrics, tracing
-from jobqueue.settings import RuntimeSettings
+from jobqueue.settings import DEFAULT_CONCURRENCY, RuntimeSettings
 from jobqueue.worker import handlers
 from jobqueue.worker.worker import Worker
 
@@ -31,7 +31,8 @@ from jobqueue.worker.worker import Worker
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("worker", help="run jobs of one queue")
     p.add_argument("--queue", help="queue to serve (default: default)")
-    p.add_argument("--concurrency", type=int, help="jobs run at once (default: 10)")
+    p.add_argument("--concurrency", type=int,
+                   help=f"jobs run at once (default: {DEFAULT_CONCURRENCY})")
     p.add_argument("--handlers", help="comma-separated modules with @handler functions")
     p.add_argument("--lease-seconds", type=float, help="job lease duration (default 30)")
     p.add_argument("--heartbeat-seconds", type=float, help="capped at a third of the lease")
