@@ -82,7 +82,7 @@ def run_with_pool(fn: Callable[[db.Pool], Awaitable[T]]) -> T:
 
 async def migrate(
     database: DatabaseSettings, *, dsn: str | None = None
-) -> list[migrations.Migration]:
+) -> migrations.Applied:
     conn = await db.open_connection(database, application_name=APPLICATION_NAME, dsn=dsn)
     try:
         return await migrations.migrate(conn)

@@ -17,9 +17,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     applied = asyncio.run(migrate(RuntimeSettings().database))
-    if applied:
-        for m in applied:
-            print(f"applied {m.version:04d}_{m.name}")
-    else:
+    for m in applied.migrations:
+        print(f"applied {m.version:04d}_{m.name}")
+    for d in applied.definitions:
+        print(f"applied functions/{d.name}")
+    if not applied:
         print("schema is up to date")
     return 0

@@ -18,10 +18,13 @@ async def schema_version(conn: Executor) -> int:
 
 async def ping(conn: Executor) -> bool:
     """True when reachable and migrated at least to this code's newest
-    migration; False when reachable but behind (a pod of a new version
-    stays unready until `jobqueue migrate` has run, instead of answering
-    500s on columns that do not exist yet).
+    migration, with this code's functions applied (now, or before a newer
+    version replaced them); False when reachable but behind (a pod of a new
+    version stays unready until `jobqueue migrate` has run, instead of
+    answering 500s on columns or function arguments that do not exist yet).
 
     Raises DatabaseUnavailable when the server cannot be reached.
     """
-    return await schema_version(conn) >= migrations.available()[-1].version
+    if await schema_version(conn) < migrations.available()[-1].version:
+        return False
+    return await migrations.functions_applied(conn)

@@ -21,7 +21,7 @@ from jobqueue.db import notify
 from jobqueue.observability.logging import Logger
 from jobqueue.process.service import Service
 
-# The jobs table's statement trigger notifies here (see db/schema.sql).
+# The jobs table's statement trigger notifies here (db/functions/jobs_changed.sql).
 CHANNEL = "jobqueue_events"
 # How often an idle LISTEN connection proves it is still alive.
 PING_SECONDS = 15.0

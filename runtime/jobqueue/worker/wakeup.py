@@ -20,9 +20,10 @@ from jobqueue.process.listen import Listener
 from jobqueue.process.service import event_within, run_forever
 from jobqueue.worker.handlers import Logger
 
-# The jobs trigger sends here, per statement, the names of the queues it
-# gave queued jobs and ["cancelled", job id] for each held job it
-# cancelled (schema.sql): short payloads, and none for leases and acks.
+# The jobs trigger (db/functions/jobs_changed.sql) sends here, per
+# statement, the names of the queues it gave queued jobs and ["cancelled",
+# job id] for each held job it cancelled: short payloads, and none for
+# leases and acks.
 CHANNEL = "jobqueue_ready"
 # How often an idle LISTEN connection proves it is still alive.
 PING_SECONDS = 15.0

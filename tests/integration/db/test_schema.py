@@ -1,38 +1,42 @@
-"""Migrations and schema: idempotent, concurrent-safe, equal to schema.sql,
-and every named query prepares against it."""
+"""Migrations: idempotent, concurrent-safe, functions/ applied once per
+change and again after numbered files, readiness, and every named query
+prepares against the result. The upgrade path: test_upgrade_path.py."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from jobqueue import db, errors
-from jobqueue.db import jobs, migrations, queries, queues
-from jobqueue.models import NewJob
-from tests import factories
+from jobqueue.db import health, migrations, queries
 from tests.conftest import PgServer, create_database, drop_database
 
+ORIGINAL_DEFINITIONS = migrations.definitions()
 
-async def _fresh(pg_server: PgServer) -> str:
+
+@pytest.fixture
+async def empty(pg_server: PgServer) -> AsyncIterator[str]:
+    """A database without our schema: its DSN."""
     name = await create_database(pg_server, "template0")
-    return name
-
-
-async def test_migrations_run_twice_without_error(pg_server: PgServer) -> None:
-    name = await _fresh(pg_server)
     try:
-        conn = await db.connect(pg_server.dsn_for(name))
-        try:
-            first = await migrations.migrate(conn)
-            second = await migrations.migrate(conn)
-        finally:
-            await conn.close()
-        assert [m.version for m in first] == [m.version for m in migrations.available()]
-        assert second == []
+        yield pg_server.dsn_for(name)
     finally:
         await drop_database(pg_server, name)
+
+
+async def test_migrations_run_twice_without_error(empty: str) -> None:
+    conn = await db.connect(empty)
+    try:
+        first = await migrations.migrate(conn)
+        second = await migrations.migrate(conn)
+    finally:
+        await conn.close()
+    assert [m.version for m in first.migrations] == [m.version for m in migrations.available()]
+    assert [d.name for d in first.definitions] == [d.name for d in migrations.definitions()]
+    assert not second and second.migrations == [] and second.definitions == []
 
 
 def test_two_files_of_one_version_are_refused_by_name(tmp_path: Path) -> None:
@@ -44,40 +48,95 @@ def test_two_files_of_one_version_are_refused_by_name(tmp_path: Path) -> None:
     assert [m.version for m in migrations.available(tmp_path)] == [1, 2, 3]
 
 
-async def test_concurrent_migrations_apply_each_file_once(pg_server: PgServer) -> None:
-    name = await _fresh(pg_server)
-    try:
-        conns = [await db.connect(pg_server.dsn_for(name)) for _ in range(4)]
-        try:
-            results = await asyncio.gather(*(migrations.migrate(c) for c in conns))
-        finally:
-            for c in conns:
-                await c.close()
-        applied = [m.version for r in results for m in r]
-        assert sorted(applied) == [m.version for m in migrations.available()]
-    finally:
-        await drop_database(pg_server, name)
+def test_definitions_run_in_name_order(tmp_path: Path) -> None:
+    for name in ("b_second.sql", "a_first.sql", "notes.txt"):
+        (tmp_path / name).write_text("SELECT 1;")
+    assert [d.name for d in migrations.definitions(tmp_path)] == ["a_first", "b_second"]
 
 
-async def test_migrated_schema_equals_schema_sql(pg_server: PgServer) -> None:
-    a = await _fresh(pg_server)
-    b = await _fresh(pg_server)
+async def test_concurrent_migrations_apply_each_file_once(empty: str) -> None:
+    conns = [await db.connect(empty) for _ in range(4)]
     try:
-        ca = await db.connect(pg_server.dsn_for(a))
-        cb = await db.connect(pg_server.dsn_for(b))
-        try:
-            await migrations.migrate(ca)
-            await migrations.apply_schema(cb)
-            described_a = await migrations.describe(ca)
-            described_b = await migrations.describe(cb)
-        finally:
-            await ca.close()
-            await cb.close()
-        assert len(described_a) > 40
-        assert described_a == described_b
+        results = await asyncio.gather(*(migrations.migrate(c) for c in conns))
     finally:
-        await drop_database(pg_server, a)
-        await drop_database(pg_server, b)
+        for c in conns:
+            await c.close()
+    applied = [m.version for r in results for m in r.migrations]
+    assert sorted(applied) == [m.version for m in migrations.available()]
+    defined = [d.name for r in results for d in r.definitions]
+    assert sorted(defined) == [d.name for d in migrations.definitions()]
+
+
+def _edited(name: str, marker: str) -> list[migrations.Definition]:
+    """This code's definitions, with one function body changed harmlessly."""
+    out = []
+    for d in ORIGINAL_DEFINITIONS:
+        if d.name == name:
+            d = migrations.Definition(d.name, d.sql.replace("BEGIN\n", f"BEGIN\n    -- {marker}\n", 1))
+            assert marker in d.sql
+        out.append(d)
+    return out
+
+
+async def _functiondef(conn: db.Executor, name: str) -> str:
+    return str(await conn.fetchval(
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.proname = $1", name))
+
+
+async def test_a_changed_definition_alone_is_applied_again(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await db.connect(dsn)
+    try:
+        assert not await migrations.migrate(conn)  # the template is up to date
+        monkeypatch.setattr(migrations, "definitions", lambda: _edited("lease", "edited"))
+
+        applied = await migrations.migrate(conn)
+
+        assert applied.migrations == [] and [d.name for d in applied.definitions] == ["lease"]
+        assert "-- edited" in await _functiondef(conn, "jobqueue_lease")
+        assert not await migrations.migrate(conn)
+        # Both texts stay recorded; the newer is the current one.
+        assert await conn.fetchval(
+            "SELECT count(*) FROM schema_functions WHERE name = 'lease'") == 2
+    finally:
+        await conn.close()
+
+
+async def test_a_numbered_file_makes_every_definition_run_again(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A numbered step may drop what a trigger hangs on (here, the trigger
+    itself); the definitions that follow it put it back."""
+    every = migrations.available()
+    extra = migrations.Migration(
+        every[-1].version + 1, "drops_a_trigger", "DROP TRIGGER jobs_changed_insert ON jobs;"
+    )
+    monkeypatch.setattr(migrations, "available", lambda: [*every, extra])
+    conn = await db.connect(dsn)
+    try:
+        before = await migrations.describe(conn)
+        applied = await migrations.migrate(conn)
+        assert [m.name for m in applied.migrations] == ["drops_a_trigger"]
+        assert [d.name for d in applied.definitions] == [d.name for d in migrations.definitions()]
+        assert await migrations.describe(conn) == before
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_definition_leaves_the_database_as_it_was(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = [*ORIGINAL_DEFINITIONS, migrations.Definition("zz_broken", "SELECT nope;")]
+    monkeypatch.setattr(migrations, "definitions", lambda: broken)
+    conn = await db.connect(dsn)
+    try:
+        before = await conn.fetch("SELECT * FROM schema_functions ORDER BY 1, 2")
+        with pytest.raises(errors.JobQueueError):
+            await migrations.migrate(conn)
+        assert await conn.fetch("SELECT * FROM schema_functions ORDER BY 1, 2") == before
+    finally:
+        await conn.close()
 
 
 async def test_every_named_query_prepares(dsn: str) -> None:
@@ -98,70 +157,26 @@ async def test_every_named_query_prepares(dsn: str) -> None:
         await conn.close()
 
 
-async def test_a_version_1_database_with_jobs_upgrades_in_place(
-    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What an upgrade meets: a v1 database in use (a queue row with a moved
-    clock, queued jobs). Only the newer files run; rows survive; the new
-    column starts empty, so every queue keeps the old default of 5."""
-    name = await _fresh(pg_server)
+async def test_health_reports_ready_only_at_the_newest_schema(empty: str) -> None:
+    conn = await db.connect(empty)
     try:
-        conn = await db.connect(pg_server.dsn_for(name))
-        try:
-            every = migrations.available()
-            assert [m.version for m in every][:2] == [1, 2]
-            monkeypatch.setattr(migrations, "available", lambda: every[:1])
-            assert [m.version for m in await migrations.migrate(conn)] == [1]
-            t = await factories.tenant(conn)
-            # As version 1 inserted them (today's submit needs version 2).
-            await conn.execute(
-                "INSERT INTO jobs (tenant_id, queue, type)"
-                " SELECT $1, 'mail', 'echo' FROM generate_series(1, 4)",
-                t.id,
-            )
-            # As version 1 leased (today's lease needs version 6).
-            await conn.execute("SELECT * FROM jobqueue_lease('mail', 'w', 1, 30)")
-            clock = await conn.fetchval("SELECT vclock FROM queues WHERE name = 'mail'")
-            monkeypatch.setattr(migrations, "available", lambda: every)
-
-            upgraded = await migrations.migrate(conn)
-
-            assert [m.version for m in upgraded] == [m.version for m in every[1:]]
-            assert await conn.fetchval("SELECT vclock FROM queues WHERE name = 'mail'") == clock
-            # Version 6 counted the job version 1 had leased as active.
-            assert await conn.fetchval(
-                "SELECT tk.n - fr.n FROM tenant_taken tk JOIN tenant_freed fr USING (tenant_id)"
-                " WHERE tenant_id = $1", t.id) == 1
-            assert (await queues.get_defaults(conn, queue="mail")).default_max_attempts is None
-            page = await jobs.list_jobs(conn, tenant_id=t.id)
-            assert page.total == 4 and {j.max_attempts for j in page.jobs} == {5}
-            fresh = await jobs.submit(conn, tenant_id=t.id, job=NewJob(type="echo", queue="mail"))
-            assert fresh.job.max_attempts == 5
-            await queues.configure(conn, queue="mail", default_max_attempts=2)
-            fresh = await jobs.submit(conn, tenant_id=t.id, job=NewJob(type="echo", queue="mail"))
-            assert fresh.job.max_attempts == 2
-        finally:
-            await conn.close()
+        assert await health.schema_version(conn) == 0
+        assert not await health.ping(conn)
+        await migrations.migrate(conn)
+        assert await health.schema_version(conn) == migrations.available()[-1].version
+        assert await health.ping(conn)
+        # A newer release replaced a function: this (older) code stays ready.
+        await conn.execute("INSERT INTO schema_functions (name, checksum, applied_at)"
+                           " VALUES ('lease', 'newer', now() + interval '1 minute')")
+        assert await health.ping(conn)
+        # This code's text of one function was never applied: not ready.
+        await conn.execute("DELETE FROM schema_functions WHERE name = 'lease'"
+                           " AND checksum <> 'newer'")
+        assert not await health.ping(conn)
+        await migrations.migrate(conn)
+        assert await health.ping(conn)
+        await conn.execute("DELETE FROM schema_migrations WHERE version = "
+                           "(SELECT max(version) FROM schema_migrations)")
+        assert not await health.ping(conn)  # one migration behind: not ready
     finally:
-        await drop_database(pg_server, name)
-
-
-async def test_health_reports_ready_only_at_the_newest_schema(pg_server: PgServer) -> None:
-    from jobqueue.db import health
-
-    name = await _fresh(pg_server)
-    try:
-        conn = await db.connect(pg_server.dsn_for(name))
-        try:
-            assert await health.schema_version(conn) == 0
-            assert not await health.ping(conn)
-            await migrations.migrate(conn)
-            assert await health.schema_version(conn) == migrations.available()[-1].version
-            assert await health.ping(conn)
-            await conn.execute("DELETE FROM schema_migrations WHERE version = "
-                               "(SELECT max(version) FROM schema_migrations)")
-            assert not await health.ping(conn)  # one migration behind: not ready
-        finally:
-            await conn.close()
-    finally:
-        await drop_database(pg_server, name)
+        await conn.close()

@@ -73,6 +73,6 @@ UPDATE jobs
 RETURNING *;
 
 -- name: submit_unique
--- A job with `unique`: see jobqueue_submit_unique in schema.sql.
+-- A job with `unique`: see db/functions/submit_unique.sql.
 SELECT * FROM jobqueue_submit_unique($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11,
                                      $12::jsonb, $13, $14, $15::job_status[]);

@@ -1,5 +1,5 @@
 -- name: lease
--- See jobqueue_lease() in schema.sql: fairness, quotas, priority, FIFO.
+-- See db/functions/lease.sql: fairness, quotas, priority, FIFO.
 -- $5 is the state the jobs get: 'running' (started now) or 'leased'.
 SELECT * FROM jobqueue_lease($1, $2, $3, $4, $5::job_status);
 
