@@ -1,10 +1,11 @@
 """Retry or cancel every job of a filtered view, a bounded batch at a time.
 
-Each call changes at most `limit` jobs in one statement (oldest first) and
-says whether more remain, so a caller loops instead of one request locking
-a million rows. Jobs a worker holds at that moment are skipped, not waited
-for; the next call finds them. The transitions are those of `jobs.retry`
-and `jobs.cancel`, from the same source states.
+Each call changes at most `limit` jobs (oldest first) in one transaction:
+one statement locks the batch (db/sql/bulk.sql), then the statement of
+`jobs.retry` or `jobs.cancel` changes it, so the transitions are written
+once. It says whether more remain, so a caller loops instead of one request
+locking a million rows. Jobs a worker holds at that moment are skipped, not
+waited for; the next call finds them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from jobqueue import errors
-from jobqueue.db import Executor, queries, translate
+from jobqueue.db import Pool, jobs, queries, translate
 from jobqueue.db.listing import Filter
 from jobqueue.models import JobStatus, TenantId
 
@@ -44,18 +45,20 @@ def _check(where: Filter, limit: int, allowed: frozenset[JobStatus], verb: str) 
 
 
 async def _run(
-    conn: Executor, change: str, probe: str, tenant_id: TenantId | None, where: Filter,
-    *extra: object,
+    pool: Pool, change: str, allowed: frozenset[JobStatus], tenant_id: TenantId | None,
+    where: Filter, limit: int, *extra: object,
 ) -> BulkResult:
-    found = await conn.fetch(Q[change], tenant_id, *where.args(), *extra)
-    more = bool(await conn.fetchval(Q[probe], tenant_id, *where.args()))
+    states = sorted(s.value for s in allowed)
+    async with pool.acquire() as conn, conn.transaction():
+        picked = await conn.fetchrow(Q["pick_matching"], tenant_id, *where.args(), states, limit)
+        found = await conn.fetch(jobs.Q[change], picked["ids"], tenant_id, *extra)
     by_tenant = Counter(TenantId(r["tenant_id"]) for r in found)
-    return BulkResult(by_tenant=dict(by_tenant), more=more)
+    return BulkResult(by_tenant=dict(by_tenant), more=picked["matching"] > len(found))
 
 
 @translate
 async def retry(
-    conn: Executor,
+    pool: Pool,
     *,
     tenant_id: TenantId | None,
     where: Filter,
@@ -64,14 +67,13 @@ async def retry(
 ) -> BulkResult:
     """Up to `limit` dlq|cancelled jobs matching `where` -> queued."""
     _check(where, limit, RETRYABLE, "retried")
-    return await _run(conn, "retry_matching", "any_retryable", tenant_id, where, limit,
-                      reset_attempts)
+    return await _run(pool, "retry", RETRYABLE, tenant_id, where, limit, reset_attempts)
 
 
 @translate
 async def cancel(
-    conn: Executor, *, tenant_id: TenantId | None, where: Filter, limit: int = MAX_LIMIT
+    pool: Pool, *, tenant_id: TenantId | None, where: Filter, limit: int = MAX_LIMIT
 ) -> BulkResult:
     """Up to `limit` queued|leased|running jobs matching `where` -> cancelled."""
     _check(where, limit, CANCELLABLE, "cancelled")
-    return await _run(conn, "cancel_matching", "any_cancellable", tenant_id, where, limit)
+    return await _run(pool, "cancel", CANCELLABLE, tenant_id, where, limit)

@@ -194,7 +194,7 @@ async def list_jobs(
 @translate
 async def cancel(conn: Executor, *, job_id: JobId, tenant_id: TenantId | None = None) -> Job:
     """queued|leased|running -> cancelled. A worker holding it loses its lease."""
-    r = await conn.fetchrow(Q["cancel"], job_id, tenant_id)
+    r = await conn.fetchrow(Q["cancel"], [job_id], tenant_id)
     if r is None:
         current = await get(conn, job_id=job_id, tenant_id=tenant_id)
         raise errors.InvalidTransition(f"job {job_id} is {current.status}; it cannot be cancelled")
@@ -210,7 +210,7 @@ async def retry(
     reset_attempts: bool = False,
 ) -> Job:
     """dlq|cancelled -> queued, now. Without a reset the job gets one more attempt."""
-    r = await conn.fetchrow(Q["retry"], job_id, tenant_id, reset_attempts)
+    r = await conn.fetchrow(Q["retry"], [job_id], tenant_id, reset_attempts)
     if r is None:
         current = await get(conn, job_id=job_id, tenant_id=tenant_id)
         raise errors.InvalidTransition(

@@ -55,20 +55,24 @@ SELECT count(*) >= $2 AS full
 SELECT * FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
 
 -- name: cancel
+-- The jobs $1 (one, or a bulk call's batch: bulk.sql) of tenant $2 (NULL:
+-- any) that are queued, leased or running; a worker holding one loses its
+-- lease.
 UPDATE jobs
    SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL,
        finished_at = now(), updated_at = now()
- WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
+ WHERE id = ANY ($1::uuid[]) AND ($2::text IS NULL OR tenant_id = $2)
    AND status IN ('queued', 'leased', 'running')
 RETURNING *;
 
 -- name: retry
--- From dlq or cancelled only. Without a reset the job gets one more attempt.
+-- The jobs $1 of tenant $2, as cancel, from dlq or cancelled only. Without
+-- a reset ($3) each gets one more attempt.
 UPDATE jobs
    SET status = 'queued', scheduled_at = now(), finished_at = NULL, result = NULL,
        attempt = CASE WHEN $3::boolean THEN 0 ELSE least(attempt, max_attempts - 1) END,
        updated_at = now()
- WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
+ WHERE id = ANY ($1::uuid[]) AND ($2::text IS NULL OR tenant_id = $2)
    AND status IN ('dlq', 'cancelled')
 RETURNING *;
 
