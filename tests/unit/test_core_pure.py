@@ -22,6 +22,25 @@ def test_a_query_name_defined_twice_is_an_error() -> None:
         queries.parse("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
 
 
+def test_a_variant_is_its_base_with_each_text_replaced_once() -> None:
+    parsed = queries.parse(
+        "-- name: all\nSELECT * FROM t WHERE ($1 IS NULL OR a = $1) AND ($2 IS NULL OR b = $2);\n"
+        "-- name: by_a\n-- driven by a\n-- variant of all: ($1 IS NULL OR a = $1) -> a = $1\n"
+    )
+    assert parsed["by_a"] == "SELECT * FROM t WHERE a = $1 AND ($2 IS NULL OR b = $2)"
+
+
+@pytest.mark.parametrize(("variant", "problem"), [
+    ("-- variant of all: (x) -> y", "exactly once"),  # not in the base
+    ("-- variant of all: = -> ==", "exactly once"),  # twice in the base
+    ("-- variant of none: a -> b", "one plain query"),
+    ("-- variant of all: a = 1 -> a = 2\nSELECT 3", "no SQL of its own"),
+])
+def test_a_variant_that_cannot_be_made_is_an_error(variant: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        queries.parse(f"-- name: all\nSELECT 1 WHERE a = 1 AND b = 2;\n-- name: v\n{variant}\n")
+
+
 def test_every_aggregate_file_loads() -> None:
     names = set(queries.all_queries())
     assert {"jobs.submit", "leases.ack", "tenants.upsert", "stats.depth"} <= names
