@@ -72,7 +72,8 @@ def _edited(name: str, marker: str) -> list[migrations.Definition]:
     out = []
     for d in ORIGINAL_DEFINITIONS:
         if d.name == name:
-            d = migrations.Definition(d.name, d.sql.replace("BEGIN\n", f"BEGIN\n    -- {marker}\n", 1))
+            edited = d.sql.replace("BEGIN\n", f"BEGIN\n    -- {marker}\n", 1)
+            d = migrations.Definition(d.name, edited)
             assert marker in d.sql
         out.append(d)
     return out
