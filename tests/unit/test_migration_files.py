@@ -8,8 +8,10 @@ import re
 
 from jobqueue.db import migrations
 
-_CODE = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|TRIGGER)\b", re.IGNORECASE)
-_CREATE = re.compile(r"\bCREATE\s+(?!OR\s+REPLACE\s+(?:FUNCTION|TRIGGER)\b)", re.IGNORECASE)
+# Statements start a line; a function body's lines are indented (and may
+# build DDL in strings, as partition maintenance does).
+_CODE = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|TRIGGER)\b", re.I | re.M)
+_CREATE = re.compile(r"^CREATE\s+(?!OR\s+REPLACE\s+(?:FUNCTION|TRIGGER)\b)", re.I | re.M)
 
 
 def _sql(text: str) -> str:
