@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     for m in applied.migrations:
         print(f"applied {m.version:04d}_{m.name}")
     for d in applied.definitions:
-        print(f"applied functions/{d.name}")
+        print(f"applied functions/{d.name}.sql")
     if not applied:
         print("schema is up to date")
     return 0

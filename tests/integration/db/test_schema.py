@@ -13,6 +13,7 @@ import pytest
 from jobqueue import db, errors
 from jobqueue.db import health, migrations, queries
 from tests.conftest import PgServer, create_database, drop_database
+from tests.support.cli import cli
 
 ORIGINAL_DEFINITIONS = migrations.definitions()
 
@@ -37,6 +38,16 @@ async def test_migrations_run_twice_without_error(empty: str) -> None:
     assert [m.version for m in first.migrations] == [m.version for m in migrations.available()]
     assert [d.name for d in first.definitions] == [d.name for d in migrations.definitions()]
     assert not second and second.migrations == [] and second.definitions == []
+
+
+def test_the_migrate_command_says_what_it_applied(empty: str) -> None:
+    first = cli(empty, "migrate")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines == [f"applied {m.version:04d}_{m.name}" for m in migrations.available()] + [
+        f"applied functions/{d.name}.sql" for d in migrations.definitions()]
+    again = cli(empty, "migrate")
+    assert (again.returncode, again.stdout) == (0, "schema is up to date\n")
 
 
 def test_two_files_of_one_version_are_refused_by_name(tmp_path: Path) -> None:
