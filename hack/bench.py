@@ -131,7 +131,8 @@ async def all_jobs(pool: db.Pool) -> list[Job]:
     while True:
         got = await jobs.list_jobs(pool, tenant_id=TENANT, page=page, page_size=1000)
         out += got.jobs
-        if len(out) >= got.total or not got.jobs:
+        # A page short of full is the last: `total` is capped (at 1,000), not the count.
+        if len(got.jobs) < 1000:
             return out
         page += 1
 
