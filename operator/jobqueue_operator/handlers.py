@@ -219,7 +219,7 @@ async def jobqueue_status(
 async def jobqueue_event(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    """A deleted JobQueue's schedules stop firing. Best effort, without a
+    """A deleted JobQueue's schedules stop firing and its limits go. Best effort, without a
     finalizer: one deleted while no operator runs keeps its schedules in the
     database until they are deleted there (`jobqueue schedule delete` cannot:
     they are the JobQueue's; recreate and remove it, or delete the rows)."""
@@ -231,7 +231,7 @@ async def jobqueue_event(
             spec=dict(body.spec),
         )
     except Exception as exc:
-        logger.warning("schedules of the deleted JobQueue not removed: %s", exc)
+        logger.warning("schedules or limits of the deleted JobQueue not removed: %s", exc)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})

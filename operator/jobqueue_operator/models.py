@@ -204,6 +204,27 @@ class ScheduleSpec(_Model):
         "skip", description="fire times missed during downtime: skip, or one job for all")
 
 
+class LimitRateSpec(_Model):
+    """Per key: count starts per periodSeconds, and burst more at once after a quiet time."""
+
+    count: int = Field(ge=1, le=1_000_000)
+    period_seconds: int = Field(ge=1, le=86_400)
+    burst: int = Field(0, ge=0, le=1_000_000)
+
+
+class LimitSpec(_Model):
+    """An execution limit on this queue's jobs, held by every worker (design.md, invariant 14)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=TENANT_NAME_PATTERN)
+    per: Literal["queue", "tenant", "data"] = Field(
+        "queue", description="one key for the queue, per tenant, or per value at `path`")
+    path: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=16, description="keys into the job's data (per: data)")
+    rate: LimitRateSpec | None = None
+    max_concurrent: int | None = Field(None, ge=1, le=1_000_000,
+                                       description="leased or running jobs of a key at once")
+
+
 class JobQueueSpec(_Model):
     """Workers and a reaper for one queue."""
 
@@ -246,6 +267,10 @@ class JobQueueSpec(_Model):
         description="cron schedules the reaper fires; (tenant, name) unique",
         json_schema_extra={"x-kubernetes-list-type": "map",
                            "x-kubernetes-list-map-keys": ["tenant", "name"]},
+    )
+    limits: list[LimitSpec] = Field(
+        default_factory=list, max_length=64, description="execution limits; name unique",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
     def queue_name(self, resource_name: str) -> str:

@@ -9,6 +9,7 @@ it differs. Its schedules (spec.schedules) are synced there too
 (schedule_sync), and status shows each one's next and last fire time.
 Ready means the children were accepted by the apiserver and the queue's
 database took the defaults and schedules; pods may still be starting.
+Its execution limits (spec.limits) are synced the same way (limit_sync).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from jobqueue import errors
 from jobqueue.db import Pool, queues, stats
 from jobqueue.models import DepthRow
-from jobqueue_operator import autoscaler_builders, builders, models, schedule_sync
+from jobqueue_operator import autoscaler_builders, builders, limit_sync, models, schedule_sync
 from jobqueue_operator import status as st
 from jobqueue_operator.context import Context, database_problem
 from jobqueue_operator.kube import KubeError, Manifest
@@ -126,13 +127,16 @@ async def database_url(
 
 async def sync_database(
     pool: Pool, queue: str, spec: models.JobQueueSpec, owner: str
-) -> tuple[list[DepthRow], schedule_sync.Synced]:
-    """Write the queue's defaults and schedules, then read its depth for status."""
+) -> tuple[list[DepthRow], schedule_sync.Synced, limit_sync.Synced]:
+    """Write the queue's defaults, schedules and limits, then read its depth for status."""
     await queues.configure(pool, queue=queue, default_max_attempts=spec.max_attempts)
     synced = await schedule_sync.sync(
         pool, owner=owner, wanted=schedule_sync.declared(spec, queue)
     )
-    return await stats.depth(pool, queue=queue), synced
+    limited = await limit_sync.sync(
+        pool, owner=owner, queue=queue, wanted=limit_sync.declared(spec)
+    )
+    return await stats.depth(pool, queue=queue), synced, limited
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,7 @@ async def _database(
 ) -> DatabaseState:
     queue, owner = spec.queue_name(name), schedule_sync.owner_of(namespace, name)
     try:
-        rows, synced = await ctx.databases.run(
+        rows, synced, limited = await ctx.databases.run(
             url, lambda pool: sync_database(pool, queue, spec, owner)
         )
     except errors.JobQueueError as exc:
@@ -155,13 +159,15 @@ async def _database(
     problem = None
     if synced.problems:
         problem = st.Problem(st.SCHEDULES_NOT_SYNCED, "; ".join(synced.problems))
+    elif limited.problems:
+        problem = st.Problem(st.LIMITS_NOT_SYNCED, "; ".join(limited.problems))
     return DatabaseState(st.Depth.of(rows), schedule_sync.status_of(synced.schedules), problem)
 
 
 async def forget_schedules(
     ctx: Context, *, name: str, namespace: str | None, spec: dict[str, Any]
 ) -> None:
-    """The JobQueue is deleted: delete its schedules from its database."""
+    """The JobQueue is deleted: delete its schedules and limits from its database."""
     parsed = parse(spec)
     if isinstance(parsed, st.Problem):
         return
@@ -170,6 +176,7 @@ async def forget_schedules(
         return
     owner = schedule_sync.owner_of(namespace, name)
     await ctx.databases.run(url, lambda pool: schedule_sync.forget(pool, owner=owner))
+    await ctx.databases.run(url, lambda pool: limit_sync.forget(pool, owner=owner))
 
 
 async def reconcile(
@@ -185,7 +192,7 @@ async def reconcile(
     parsed = parse(spec)
     queue = parsed.queue_name(name) if isinstance(parsed, models.JobQueueSpec) else None
     if queue is not None and isinstance(parsed, models.JobQueueSpec):
-        bad = schedule_sync.problems(parsed, queue)
+        bad = schedule_sync.problems(parsed, queue) + limit_sync.problems(parsed, queue)
         parsed = st.Problem(st.INVALID_SPEC, "; ".join(bad)) if bad else parsed
     problem: st.Problem | None = None
     applied: Applied | None = None

@@ -34,6 +34,7 @@ API_KEY_SECRET_MISSING = "ApiKeySecretMissing"
 API_KEY_IN_USE = "ApiKeyInUse"
 APPLY_FAILED = "ApplyFailed"
 SCHEDULES_NOT_SYNCED = "SchedulesNotSynced"
+LIMITS_NOT_SYNCED = "LimitsNotSynced"
 
 
 @dataclass(frozen=True, slots=True)

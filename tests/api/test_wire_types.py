@@ -124,9 +124,9 @@ async def test_no_other_request_body_has_a_field_left_lax(anon: httpx.AsyncClien
                 if ref:
                     bodies.add(ref.rsplit("/", 1)[-1])
     # BulkIn and BulkRetryIn: tests/api/test_dashboard_api.py (strict limit and flag);
-    # ScheduleIn: the test below.
+    # ScheduleIn: the test below; LimitIn: tests/api/test_limits.py.
     assert bodies == {"JobIn", "BatchIn", "RetryIn", "TokenIn", "BulkIn", "BulkRetryIn",
-                      "ScheduleIn"}
+                      "ScheduleIn", "LimitIn"}
     assert typed_fields(spec, "TokenIn") == {"tenant_id": {"string"}, "api_key": {"string"}}
     assert typed_fields(spec, "BatchIn") == {"jobs": {"array"}}
 

@@ -30,6 +30,7 @@ from jobqueue.api.routes import auth as auth_routes
 from jobqueue.api.routes import bulk as bulk_routes
 from jobqueue.api.routes import dashboard as dashboard_routes
 from jobqueue.api.routes import jobs as job_routes
+from jobqueue.api.routes import limits as limit_routes
 from jobqueue.api.routes import ops as ops_routes
 from jobqueue.api.routes import schedules as schedule_routes
 from jobqueue.api.routes import ui as ui_routes
@@ -156,6 +157,7 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
     app.include_router(job_routes.router)
     app.include_router(ops_routes.router)
     app.include_router(schedule_routes.router)
+    app.include_router(limit_routes.router)
     app.include_router(ws.router)
     app.include_router(bulk_routes.router)
     app.include_router(dashboard_routes.router)
@@ -168,6 +170,7 @@ def create_app(settings: ApiSettings, database: DatabaseSettings) -> FastAPI:
         dashboard_routes.router,
         ui_routes.router,
         schedule_routes.router,
+        limit_routes.router,
     )
     app.state.route_table = RouteTable(
         [*app.router.routes, *(route for r in routers for route in r.routes)]
