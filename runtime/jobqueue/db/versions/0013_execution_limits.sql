@@ -1,4 +1,5 @@
--- jobqueue schema, version 13: execution limits (docs/design.md, invariant 14).
+-- jobqueue schema, version 13: execution limits (docs/design.md, invariant 14)
+-- and priority classes across tenants (invariant 15).
 --
 -- A queue may have limits, each on one key: the whole queue, the tenant,
 -- or the text at a JSON path of the payload ('' where there is none). A
@@ -30,6 +31,15 @@
 --   queue's lease marks its jobs limited, and only active marked jobs
 --   enter jobs_limited_active, so queues without limits write nothing to
 --   it. The first limit of a queue marks the queue's jobs active then.
+--
+-- Priority between tenants: version 6 ordered only a tenant's own jobs by
+-- priority and let the fair share alone pick tenants, so one tenant's low
+-- job went before another's critical one. Now a ready job has a class
+-- (jobqueue_job_class: its priority, raised one per minute of waiting, at
+-- most critical); leases serve classes in order and the fair share within
+-- one. With several candidates the slots are shared out over the classes
+-- and tags of the tenants' first ready jobs, read from the ready index (it
+-- counted the same entries before); one candidate still reads nothing.
 
 ALTER TABLE queues ADD COLUMN limited boolean NOT NULL DEFAULT false;
 ALTER TABLE jobs ADD COLUMN limited boolean;
@@ -129,6 +139,21 @@ LANGUAGE sql STABLE AS $$
                           ::integer, l.fresh) <= 0)
 $$;
 
+-- A ready job's class between tenants (invariant 15): its priority (0 low
+-- .. 3 critical), one higher for each minute it has waited ready since
+-- scheduled_at, at most critical. Tenants are served class by class, and
+-- by weight within one, so a tenant that marks everything critical delays
+-- the others' jobs by three minutes at most before they compete with it
+-- as equals.
+CREATE FUNCTION jobqueue_job_class(p_priority smallint, p_scheduled_at timestamptz)
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT least(3, p_priority + CASE WHEN p_scheduled_at <= now() - interval '3 minutes' THEN 3
+                                      WHEN p_scheduled_at <= now() - interval '2 minutes' THEN 2
+                                      WHEN p_scheduled_at <= now() - interval '1 minute' THEN 1
+                                      ELSE 0 END)
+$$;
+
 -- The lease of a queue with limits: the same contract as jobqueue_lease
 -- (quotas, weighted fairness between tenants, priority then FIFO within
 -- one), and no key beyond its limits (invariant 14).
@@ -136,11 +161,12 @@ $$;
 -- 1. Take the queue's turn (the advisory lock), drop a few rate rows long
 --    paid off (a missing row is a full budget), and read every key's room.
 -- 2. Candidates: enabled tenants with a free slot and a ready job whose
---    keys all have room, the p_limit with the smallest start tags; lock
---    their taken rows in id order.
--- 3. Rounds: share the slots still free out on virtual tags (as
---    jobqueue_lease does), lock each tenant's share of its ready jobs whose
---    keys have room, and take them in tag order while every key of the job
+--    keys all have room, the p_limit whose next such job has the highest
+--    class, then the smallest start tags; lock their taken rows in id order.
+-- 3. Rounds: share the slots still free out by class and virtual tag of
+--    the tenants' ready jobs whose keys have room (as jobqueue_lease
+--    does), lock each tenant's share of those jobs, and take them in
+--    (class, tag) order while every key of the job
 --    still has room, counting each taken job against its keys. A job whose
 --    key ran out during the round is passed over, and the next round
 --    fetches past it; a tenant that had fewer such jobs than its share is
@@ -193,15 +219,18 @@ BEGIN
               JOIN tenants e ON e.id = w.id
               JOIN tenant_taken tk ON tk.tenant_id = e.id
               JOIN tenant_freed fr ON fr.tenant_id = e.id
+             CROSS JOIN LATERAL (
+                   SELECT (SELECT jobqueue_job_class(j.priority, j.scheduled_at) FROM jobs j
+                            WHERE j.tenant_id = e.id AND j.queue = p_queue
+                              AND j.status = 'queued' AND j.scheduled_at <= now()
+                              AND jobqueue_limits_allow(p_queue, v_room, j.tenant_id, j.payload)
+                            ORDER BY j.priority DESC, j.scheduled_at, j.seq
+                            LIMIT 1) AS cls) h
              WHERE e.enabled
                AND e.max_concurrent > tk.n - fr.n
-               AND (SELECT true FROM jobs j
-                     WHERE j.tenant_id = e.id AND j.queue = p_queue
-                       AND j.status = 'queued' AND j.scheduled_at <= now()
-                       AND jobqueue_limits_allow(p_queue, v_room, j.tenant_id, j.payload)
-                     ORDER BY j.priority DESC, j.scheduled_at, j.seq
-                     LIMIT 1)
-             ORDER BY greatest(coalesce((SELECT f.finish_tag FROM fair_share f
+               AND h.cls IS NOT NULL
+             ORDER BY h.cls DESC,
+                      greatest(coalesce((SELECT f.finish_tag FROM fair_share f
                                           WHERE f.queue = p_queue
                                             AND f.tenant_id = e.id), 0),
                                v_clock),
@@ -235,10 +264,21 @@ BEGIN
                  WHERE t.id = ANY (v_tenants) AND t.id <> ALL (v_done) AND t.enabled
             ),
             slots AS (
-                SELECT c.tenant_id, c.start_tag + k / c.weight AS tag
+                SELECT c.tenant_id, c.start_tag + (r.k - 1) / c.weight AS tag, r.cls
                   FROM cand c
-                 CROSS JOIN LATERAL generate_series(0, c.room - 1) AS k
-                 ORDER BY tag, c.tenant_id
+                 CROSS JOIN LATERAL (
+                       SELECT jobqueue_job_class(x.priority, x.scheduled_at) AS cls,
+                              row_number() OVER (
+                                  ORDER BY x.priority DESC, x.scheduled_at, x.seq) AS k
+                         FROM (SELECT x.priority, x.scheduled_at, x.seq FROM jobs x
+                                WHERE x.tenant_id = c.tenant_id AND x.queue = p_queue
+                                  AND x.status = 'queued' AND x.scheduled_at <= now()
+                                  AND x.id <> ALL (v_ids)
+                                  AND jobqueue_limits_allow(p_queue, v_room, x.tenant_id,
+                                                            x.payload)
+                                ORDER BY x.priority DESC, x.scheduled_at, x.seq
+                                LIMIT greatest(c.room, 0)) x) r
+                 ORDER BY r.cls DESC, tag, c.tenant_id
                  LIMIT p_limit - cardinality(v_ids)
             ),
             allot AS (
@@ -248,6 +288,7 @@ BEGIN
             ),
             fetched AS (
                 SELECT a.tenant_id, a.n, j.id, j.payload,
+                       jobqueue_job_class(j.priority, j.scheduled_at) AS cls,
                        a.start_tag + (row_number() OVER (
                            PARTITION BY a.tenant_id
                            ORDER BY j.priority DESC, j.scheduled_at, j.seq) - 1) / a.weight AS tag
@@ -267,7 +308,7 @@ BEGIN
               FROM fetched f
               LEFT JOIN LATERAL jobqueue_limit_keys(p_queue, f.tenant_id, f.payload) lk
                 ON f.id IS NOT NULL
-             ORDER BY f.tag NULLS FIRST, f.tenant_id
+             ORDER BY f.cls DESC NULLS FIRST, f.tag, f.tenant_id
         LOOP
             v_allot := v_allot || jsonb_build_object(v_job.tenant_id, v_job.n);
             CONTINUE WHEN v_job.id IS NULL;
@@ -410,7 +451,8 @@ BEGIN
 END;
 $$;
 
--- Version 6's lease, handing queues with limits to jobqueue_lease_limited.
+-- Version 6's lease, with priority classes across tenants (invariant 15),
+-- handing queues with limits to jobqueue_lease_limited.
 -- Lease up to p_limit ready jobs of one queue for one worker, in one call,
 -- as p_status: 'running' (the worker starts them now) or 'leased' (it
 -- prefetches; `start` makes them running later).
@@ -418,8 +460,8 @@ $$;
 -- 1. Choose the candidate tenants, without locks: enabled, with ready work
 --    in this queue and a free slot (taken - freed < max_concurrent), found
 --    from the ready index (tenants with nothing queued cost nothing), and
---    among those the p_limit with the smallest start tags: no other tenant
---    could win a slot this round.
+--    among those the p_limit whose next job has the highest class, then
+--    the smallest start tags: no other tenant could win a slot this round.
 -- 2. Lock their taken rows, in id order (no deadlock between leasers).
 --    Only leasers of the same tenants wait here; a leaser of other tenants
 --    goes on.
@@ -427,11 +469,13 @@ $$;
 --    locks) read each candidate's counters, quota and tag again; its room
 --    is max_concurrent - (taken - freed), exact since nobody else can add
 --    to taken now.
--- 4. Serve by start-time fair queueing (weights): share the p_limit slots
---    out on virtual tags first, without reading a job, then lock exactly
---    each tenant's share of its jobs (priority, then FIFO, skipping rows
---    another transaction holds). With one candidate the share is simply
---    min(room, p_limit): no tags to compare and no ready jobs to count.
+-- 4. Serve the highest class first, and by start-time fair queueing
+--    (weights) within a class: the k-th ready job of a tenant (priority,
+--    then FIFO) has its class and the tag start + k / weight; the p_limit
+--    best by (class, tag) share the slots out, read from the ready index
+--    without locks. Then lock exactly each tenant's share of its jobs
+--    (skipping rows another transaction holds). With one candidate the
+--    share is simply min(room, p_limit): no classes or tags to compare.
 -- 5. Write the jobs (the trigger adds them to taken), each tenant's finish
 --    tag, and the queue's clock when its row is free.
 --
@@ -470,7 +514,7 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 1. Candidates.
+    -- 1. Candidates, by the class of the job each would run next.
     SELECT array_agg(c.id ORDER BY c.id) INTO v_tenants
       FROM (SELECT e.id
               FROM (WITH RECURSIVE queued (id) AS (
@@ -487,21 +531,24 @@ BEGIN
               JOIN tenants e ON e.id = w.id
               JOIN tenant_taken tk ON tk.tenant_id = e.id
               JOIN tenant_freed fr ON fr.tenant_id = e.id
+              -- A scalar probe, not EXISTS: the planner may turn EXISTS
+              -- into a semi-join that hashes every queued row when its
+              -- statistics say the table is small. The ORDER BY is the
+              -- index's: without it, a LIMIT over rows it believes common
+              -- invites a seq scan.
+             CROSS JOIN LATERAL (
+                   SELECT (SELECT jobqueue_job_class(j.priority, j.scheduled_at) FROM jobs j
+                            WHERE j.tenant_id = e.id AND j.queue = p_queue
+                              AND j.status = 'queued' AND j.scheduled_at <= now()
+                            ORDER BY j.priority DESC, j.scheduled_at, j.seq
+                            LIMIT 1) AS cls) h
              WHERE e.enabled
                AND e.max_concurrent > tk.n - fr.n
-               -- A scalar probe, not EXISTS: the planner may turn EXISTS
-               -- into a semi-join that hashes every queued row when its
-               -- statistics say the table is small. The ORDER BY is the
-               -- index's: without it, a LIMIT over rows it believes common
-               -- invites a seq scan.
-               AND (SELECT true FROM jobs j
-                     WHERE j.tenant_id = e.id AND j.queue = p_queue
-                       AND j.status = 'queued' AND j.scheduled_at <= now()
-                     ORDER BY j.priority DESC, j.scheduled_at, j.seq
-                     LIMIT 1)
+               AND h.cls IS NOT NULL
              -- The start tag by key lookup: a join here was planned as a
              -- nested loop over every fair_share row per tenant.
-             ORDER BY greatest(coalesce((SELECT f.finish_tag FROM fair_share f
+             ORDER BY h.cls DESC,
+                      greatest(coalesce((SELECT f.finish_tag FROM fair_share f
                                           WHERE f.queue = p_queue
                                             AND f.tenant_id = e.id), 0),
                                v_clock),
@@ -521,15 +568,7 @@ BEGIN
         SELECT t.id AS tenant_id,
                t.weight::double precision AS weight,
                greatest(coalesce(f.finish_tag, 0), v_clock) AS start_tag,
-               least(t.max_concurrent - (tk.n - fr.n),
-                     CASE WHEN cardinality(v_tenants) = 1 THEN p_limit
-                          ELSE (SELECT count(*)
-                                  FROM (SELECT 1 FROM jobs r
-                                         WHERE r.tenant_id = t.id AND r.queue = p_queue
-                                           AND r.status = 'queued'
-                                           AND r.scheduled_at <= now()
-                                         ORDER BY r.priority DESC, r.scheduled_at, r.seq
-                                         LIMIT p_limit) ready) END) AS room
+               least(t.max_concurrent - (tk.n - fr.n), p_limit) AS room
           FROM tenants t
           JOIN tenant_taken tk ON tk.tenant_id = t.id
           JOIN tenant_freed fr ON fr.tenant_id = t.id
@@ -539,10 +578,23 @@ BEGIN
          WHERE t.id = ANY (v_tenants) AND t.enabled
     ),
     slots AS (
-        SELECT c.tenant_id, c.start_tag + k / c.weight AS tag
+        SELECT c.tenant_id, c.start_tag + k / c.weight AS tag, 0 AS cls
           FROM cand c
          CROSS JOIN LATERAL generate_series(0, c.room - 1) AS k
-         ORDER BY tag, c.tenant_id
+         WHERE cardinality(v_tenants) = 1
+        UNION ALL
+        SELECT c.tenant_id, c.start_tag + (r.k - 1) / c.weight, r.cls
+          FROM cand c
+         CROSS JOIN LATERAL (
+               SELECT jobqueue_job_class(x.priority, x.scheduled_at) AS cls,
+                      row_number() OVER (ORDER BY x.priority DESC, x.scheduled_at, x.seq) AS k
+                 FROM (SELECT x.priority, x.scheduled_at, x.seq FROM jobs x
+                        WHERE x.tenant_id = c.tenant_id AND x.queue = p_queue
+                          AND x.status = 'queued' AND x.scheduled_at <= now()
+                        ORDER BY x.priority DESC, x.scheduled_at, x.seq
+                        LIMIT greatest(c.room, 0)) x) r
+         WHERE cardinality(v_tenants) > 1
+         ORDER BY cls DESC, tag, tenant_id
          LIMIT p_limit
     ),
     allot AS (
