@@ -506,8 +506,7 @@ BEGIN
         v_limited := false;
     END IF;
     -- A queue with execution limits (invariant 14) is leased by its own
-    -- function; this one stays as it was, so a queue without limits pays
-    -- one column read for the feature.
+    -- function: a queue without limits pays one column read for them.
     IF v_limited THEN
         RETURN QUERY SELECT * FROM jobqueue_lease_limited(
             p_queue, p_worker, p_limit, p_lease_seconds, p_status);
