@@ -71,6 +71,7 @@ CREATE TABLE jobs (
     unique_key text,
     progress double precision,
     progress_note text,
+    limited boolean,
     CONSTRAINT jobs_pkey PRIMARY KEY (id),
     CONSTRAINT jobs_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants(id),
     CONSTRAINT jobs_attempt_check CHECK ((attempt >= 0)),
@@ -88,6 +89,7 @@ CREATE INDEX jobs_active_expiry ON public.jobs USING btree (lease_expires_at) WH
 CREATE INDEX jobs_dlq ON public.jobs USING btree (tenant_id, queue) WHERE (status = 'dlq'::job_status);
 CREATE INDEX jobs_finished ON public.jobs USING btree (finished_at) WHERE (status = ANY (ARRAY['succeeded'::job_status, 'dlq'::job_status, 'cancelled'::job_status]));
 CREATE UNIQUE INDEX jobs_idempotency ON public.jobs USING btree (tenant_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_limited_active ON public.jobs USING btree (queue) WHERE (limited AND (status = ANY (ARRAY['leased'::job_status, 'running'::job_status])));
 CREATE INDEX jobs_ready ON public.jobs USING btree (tenant_id, queue, priority DESC, scheduled_at, seq) WHERE (status = 'queued'::job_status);
 CREATE INDEX jobs_tenant_queue_recent ON public.jobs USING btree (tenant_id, queue, created_at DESC, seq DESC);
 CREATE INDEX jobs_tenant_recent ON public.jobs USING btree (tenant_id, created_at DESC, seq DESC);
@@ -104,6 +106,49 @@ CREATE TABLE leaders (
     transitions integer NOT NULL DEFAULT 0,
     CONSTRAINT leaders_pkey PRIMARY KEY (name)
 );
+
+CREATE TABLE limit_rates (
+    limit_id bigint NOT NULL,
+    key text NOT NULL,
+    tat timestamp with time zone NOT NULL,
+    CONSTRAINT limit_rates_pkey PRIMARY KEY (limit_id, key),
+    CONSTRAINT limit_rates_limit_id_fkey FOREIGN KEY (limit_id) REFERENCES queue_limits(id) ON DELETE CASCADE
+) WITH (fillfactor=50);
+
+CREATE TABLE queue_limits (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    queue text NOT NULL,
+    name text NOT NULL,
+    per text NOT NULL,
+    path text[],
+    rate_count integer,
+    rate_period_seconds double precision,
+    rate_burst integer NOT NULL DEFAULT 0,
+    max_concurrent integer,
+    fresh integer DEFAULT LEAST(max_concurrent,
+CASE
+    WHEN (rate_count IS NOT NULL) THEN (rate_burst + 1)
+    ELSE NULL::integer
+END),
+    owner text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT queue_limits_pkey PRIMARY KEY (id),
+    CONSTRAINT queue_limits_name UNIQUE (queue, name),
+    CONSTRAINT queue_limits_queue_fkey FOREIGN KEY (queue) REFERENCES queues(name) ON DELETE CASCADE,
+    CONSTRAINT queue_limits_max_concurrent_check CHECK (((max_concurrent >= 1) AND (max_concurrent <= 1000000))),
+    CONSTRAINT queue_limits_name_check CHECK ((name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'::text)),
+    CONSTRAINT queue_limits_owner_check CHECK (((length(owner) >= 1) AND (length(owner) <= 317))),
+    CONSTRAINT queue_limits_path CHECK (((per = 'data'::text) = (path IS NOT NULL))),
+    CONSTRAINT queue_limits_path_check CHECK (((cardinality(path) >= 1) AND (cardinality(path) <= 16))),
+    CONSTRAINT queue_limits_per_check CHECK ((per = ANY (ARRAY['queue'::text, 'tenant'::text, 'data'::text]))),
+    CONSTRAINT queue_limits_rate CHECK (((rate_count IS NULL) = (rate_period_seconds IS NULL))),
+    CONSTRAINT queue_limits_rate_burst_check CHECK (((rate_burst >= 0) AND (rate_burst <= 1000000))),
+    CONSTRAINT queue_limits_rate_count_check CHECK (((rate_count >= 1) AND (rate_count <= 1000000))),
+    CONSTRAINT queue_limits_rate_period_seconds_check CHECK (((rate_period_seconds >= (0.001)::double precision) AND (rate_period_seconds <= (86400)::double precision))),
+    CONSTRAINT queue_limits_some CHECK (((rate_count IS NOT NULL) OR (max_concurrent IS NOT NULL)))
+);
+CREATE INDEX queue_limits_owner ON public.queue_limits USING btree (owner) WHERE (owner IS NOT NULL);
 
 CREATE TABLE queue_replicas (
     queue text NOT NULL,
@@ -123,6 +168,7 @@ CREATE TABLE queues (
     vclock double precision NOT NULL DEFAULT 0,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     default_max_attempts integer,
+    limited boolean NOT NULL DEFAULT false,
     CONSTRAINT queues_pkey PRIMARY KEY (name),
     CONSTRAINT queues_default_max_attempts_check CHECK (((default_max_attempts >= 1) AND (default_max_attempts <= 1000)))
 ) WITH (fillfactor=50);
@@ -204,8 +250,16 @@ CREATE TABLE tenants (
 );
 
 -- Functions, each defined in runtime/jobqueue/db/:
+-- jobqueue_job_class(p_priority smallint, p_scheduled_at timestamp with time zone) RETURNS integer: functions/lease.sql
 -- jobqueue_jobs_changed() RETURNS trigger: functions/jobs_changed.sql
 -- jobqueue_lease(p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision, p_status job_status) RETURNS SETOF jobs: functions/lease.sql
+-- jobqueue_lease_limited(p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision, p_status job_status) RETURNS SETOF jobs: functions/lease_limited.sql
+-- jobqueue_limit_delete(p_queue text, p_name text, p_owner text) RETURNS boolean: functions/limits.sql
+-- jobqueue_limit_key(p_limit bigint, p_per text, p_path text[], p_tenant text, p_payload jsonb) RETURNS text: functions/limits.sql
+-- jobqueue_limit_keys(p_queue text, p_tenant text, p_payload jsonb, OUT keys text[], OUT fresh integer[]) RETURNS record: functions/limits.sql
+-- jobqueue_limit_put(p_queue text, p_name text, p_per text, p_path text[], p_rate_count integer, p_rate_period double precision, p_rate_burst integer, p_max_concurrent integer, p_owner text) RETURNS TABLE(limit_id bigint, created boolean): functions/limits.sql
+-- jobqueue_limit_room(p_queue text) RETURNS jsonb: functions/limits.sql
+-- jobqueue_limits_allow(p_queue text, p_room jsonb, p_tenant text, p_payload jsonb) RETURNS boolean: functions/limits.sql
 -- jobqueue_notify_chunked(p_channel text, p_items text[]) RETURNS void: functions/notify_chunked.sql
 -- jobqueue_submit_unique(p_id uuid, p_tenant text, p_queue text, p_type text, p_payload jsonb, p_priority smallint, p_max_attempts integer, p_timeout integer, p_key text, p_fingerprint text, p_run_at timestamp with time zone, p_trace jsonb, p_unique_key text, p_period double precision, p_states job_status[]) RETURNS SETOF jobs: functions/submit_unique.sql
 -- jobqueue_tenant_created() RETURNS trigger: functions/tenant_counters.sql

@@ -1,3 +1,18 @@
+-- A ready job's class between tenants (invariant 15): its priority (0 low
+-- .. 3 critical), one higher for each minute it has waited ready since
+-- scheduled_at, at most critical. Tenants are served class by class, and
+-- by weight within one, so a tenant that marks everything critical delays
+-- the others' jobs by three minutes at most before they compete with it
+-- as equals.
+CREATE OR REPLACE FUNCTION jobqueue_job_class(p_priority smallint, p_scheduled_at timestamptz)
+RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT least(3, p_priority + CASE WHEN p_scheduled_at <= now() - interval '3 minutes' THEN 3
+                                      WHEN p_scheduled_at <= now() - interval '2 minutes' THEN 2
+                                      WHEN p_scheduled_at <= now() - interval '1 minute' THEN 1
+                                      ELSE 0 END)
+$$;
+
 -- Lease up to p_limit ready jobs of one queue for one worker, in one call,
 -- as p_status: 'running' (the worker starts them now) or 'leased' (it
 -- prefetches; `start` makes them running later).
@@ -5,8 +20,8 @@
 -- 1. Choose the candidate tenants, without locks: enabled, with ready work
 --    in this queue and a free slot (taken - freed < max_concurrent), found
 --    from the ready index (tenants with nothing queued cost nothing), and
---    among those the p_limit with the smallest start tags: no other tenant
---    could win a slot this round.
+--    among those the p_limit whose next job has the highest class, then
+--    the smallest start tags: no other tenant could win a slot this round.
 -- 2. Lock their taken rows, in id order (no deadlock between leasers).
 --    Only leasers of the same tenants wait here; a leaser of other tenants
 --    goes on.
@@ -14,16 +29,20 @@
 --    locks) read each candidate's counters, quota and tag again; its room
 --    is max_concurrent - (taken - freed), exact since nobody else can add
 --    to taken now.
--- 4. Serve by start-time fair queueing (weights): share the p_limit slots
---    out on virtual tags first, without reading a job, then lock exactly
---    each tenant's share of its jobs (priority, then FIFO, skipping rows
---    another transaction holds). With one candidate the share is simply
---    min(room, p_limit): no tags to compare and no ready jobs to count.
+-- 4. Serve the highest class first, and by start-time fair queueing
+--    (weights) within a class: the k-th ready job of a tenant (priority,
+--    then FIFO) has its class and the tag start + k / weight; the p_limit
+--    best by (class, tag) share the slots out, read from the ready index
+--    without locks. Then lock exactly each tenant's share of its jobs
+--    (skipping rows another transaction holds). With one candidate the
+--    share is simply min(room, p_limit): no classes or tags to compare.
 -- 5. Write the jobs (the trigger adds them to taken), each tenant's finish
 --    tag, and the queue's clock when its row is free.
 --
 -- Extension points: a new limit on what a tenant may take is one more
 -- term in `room` (step 3) and, to keep candidates honest, in step 1.
+-- Limits on keys other than the tenant (execution limits) live in
+-- jobqueue_lease_limited, which only queues that have them pay for.
 CREATE OR REPLACE FUNCTION jobqueue_lease(
     p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision,
     p_status job_status DEFAULT 'running'
@@ -31,6 +50,7 @@ CREATE OR REPLACE FUNCTION jobqueue_lease(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_clock double precision;
+    v_limited boolean;
     v_tenants text[];
 BEGIN
     IF p_limit <= 0 THEN
@@ -39,13 +59,21 @@ BEGIN
     IF p_status NOT IN ('leased', 'running') THEN
         RAISE EXCEPTION 'jobqueue_lease: p_status must be leased or running, not %', p_status;
     END IF;
-    SELECT q.vclock INTO v_clock FROM queues q WHERE q.name = p_queue;
+    SELECT q.vclock, q.limited INTO v_clock, v_limited FROM queues q WHERE q.name = p_queue;
     IF NOT FOUND THEN
         INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT DO NOTHING;
         v_clock := 0;
+        v_limited := false;
+    END IF;
+    -- A queue with execution limits (invariant 14) is leased by its own
+    -- function: a queue without limits pays one column read for them.
+    IF v_limited THEN
+        RETURN QUERY SELECT * FROM jobqueue_lease_limited(
+            p_queue, p_worker, p_limit, p_lease_seconds, p_status);
+        RETURN;
     END IF;
 
-    -- 1. Candidates.
+    -- 1. Candidates, by the class of the job each would run next.
     SELECT array_agg(c.id ORDER BY c.id) INTO v_tenants
       FROM (SELECT e.id
               FROM (WITH RECURSIVE queued (id) AS (
@@ -62,21 +90,24 @@ BEGIN
               JOIN tenants e ON e.id = w.id
               JOIN tenant_taken tk ON tk.tenant_id = e.id
               JOIN tenant_freed fr ON fr.tenant_id = e.id
+              -- A scalar probe, not EXISTS: the planner may turn EXISTS
+              -- into a semi-join that hashes every queued row when its
+              -- statistics say the table is small. The ORDER BY is the
+              -- index's: without it, a LIMIT over rows it believes common
+              -- invites a seq scan.
+             CROSS JOIN LATERAL (
+                   SELECT (SELECT jobqueue_job_class(j.priority, j.scheduled_at) FROM jobs j
+                            WHERE j.tenant_id = e.id AND j.queue = p_queue
+                              AND j.status = 'queued' AND j.scheduled_at <= now()
+                            ORDER BY j.priority DESC, j.scheduled_at, j.seq
+                            LIMIT 1) AS cls) h
              WHERE e.enabled
                AND e.max_concurrent > tk.n - fr.n
-               -- A scalar probe, not EXISTS: the planner may turn EXISTS
-               -- into a semi-join that hashes every queued row when its
-               -- statistics say the table is small. The ORDER BY is the
-               -- index's: without it, a LIMIT over rows it believes common
-               -- invites a seq scan.
-               AND (SELECT true FROM jobs j
-                     WHERE j.tenant_id = e.id AND j.queue = p_queue
-                       AND j.status = 'queued' AND j.scheduled_at <= now()
-                     ORDER BY j.priority DESC, j.scheduled_at, j.seq
-                     LIMIT 1)
+               AND h.cls IS NOT NULL
              -- The start tag by key lookup: a join here was planned as a
              -- nested loop over every fair_share row per tenant.
-             ORDER BY greatest(coalesce((SELECT f.finish_tag FROM fair_share f
+             ORDER BY h.cls DESC,
+                      greatest(coalesce((SELECT f.finish_tag FROM fair_share f
                                           WHERE f.queue = p_queue
                                             AND f.tenant_id = e.id), 0),
                                v_clock),
@@ -96,15 +127,7 @@ BEGIN
         SELECT t.id AS tenant_id,
                t.weight::double precision AS weight,
                greatest(coalesce(f.finish_tag, 0), v_clock) AS start_tag,
-               least(t.max_concurrent - (tk.n - fr.n),
-                     CASE WHEN cardinality(v_tenants) = 1 THEN p_limit
-                          ELSE (SELECT count(*)
-                                  FROM (SELECT 1 FROM jobs r
-                                         WHERE r.tenant_id = t.id AND r.queue = p_queue
-                                           AND r.status = 'queued'
-                                           AND r.scheduled_at <= now()
-                                         ORDER BY r.priority DESC, r.scheduled_at, r.seq
-                                         LIMIT p_limit) ready) END) AS room
+               least(t.max_concurrent - (tk.n - fr.n), p_limit) AS room
           FROM tenants t
           JOIN tenant_taken tk ON tk.tenant_id = t.id
           JOIN tenant_freed fr ON fr.tenant_id = t.id
@@ -114,10 +137,23 @@ BEGIN
          WHERE t.id = ANY (v_tenants) AND t.enabled
     ),
     slots AS (
-        SELECT c.tenant_id, c.start_tag + k / c.weight AS tag
+        SELECT c.tenant_id, c.start_tag + k / c.weight AS tag, 0 AS cls
           FROM cand c
          CROSS JOIN LATERAL generate_series(0, c.room - 1) AS k
-         ORDER BY tag, c.tenant_id
+         WHERE cardinality(v_tenants) = 1
+        UNION ALL
+        SELECT c.tenant_id, c.start_tag + (r.k - 1) / c.weight, r.cls
+          FROM cand c
+         CROSS JOIN LATERAL (
+               SELECT jobqueue_job_class(x.priority, x.scheduled_at) AS cls,
+                      row_number() OVER (ORDER BY x.priority DESC, x.scheduled_at, x.seq) AS k
+                 FROM (SELECT x.priority, x.scheduled_at, x.seq FROM jobs x
+                        WHERE x.tenant_id = c.tenant_id AND x.queue = p_queue
+                          AND x.status = 'queued' AND x.scheduled_at <= now()
+                        ORDER BY x.priority DESC, x.scheduled_at, x.seq
+                        LIMIT greatest(c.room, 0)) x) r
+         WHERE cardinality(v_tenants) > 1
+         ORDER BY cls DESC, tag, tenant_id
          LIMIT p_limit
     ),
     allot AS (
