@@ -43,9 +43,11 @@
 -- counted the same entries before); one candidate still reads nothing.
 
 ALTER TABLE queues ADD COLUMN limited boolean NOT NULL DEFAULT false;
-ALTER TABLE jobs ADD COLUMN limited boolean;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS limited boolean;
 
-CREATE INDEX jobs_limited_active ON jobs (queue)
+-- IF NOT EXISTS: on a large live table, build it CONCURRENTLY first
+-- (docs/operations.md).
+CREATE INDEX IF NOT EXISTS jobs_limited_active ON jobs (queue)
     WHERE limited AND status IN ('leased', 'running');
 
 -- owner: NULL through the API, else the declaring JobQueue
