@@ -250,10 +250,11 @@ CREATE TABLE tenants (
 );
 
 -- Functions, each defined in runtime/jobqueue/db/:
--- jobqueue_job_class(p_priority smallint, p_scheduled_at timestamp with time zone) RETURNS integer: functions/lease.sql
+-- jobqueue_job_class(p_priority smallint, p_scheduled_at timestamp with time zone) RETURNS integer: functions/lease_tenants.sql
 -- jobqueue_jobs_changed() RETURNS trigger: functions/jobs_changed.sql
 -- jobqueue_lease(p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision, p_status job_status) RETURNS SETOF jobs: functions/lease.sql
 -- jobqueue_lease_limited(p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision, p_status job_status) RETURNS SETOF jobs: functions/lease_limited.sql
+-- jobqueue_lease_tenants(p_queue text, p_limit integer, p_clock double precision, p_room jsonb) RETURNS text[]: functions/lease_tenants.sql
 -- jobqueue_limit_delete(p_queue text, p_name text, p_owner text) RETURNS boolean: functions/limits.sql
 -- jobqueue_limit_key(p_limit bigint, p_per text, p_path text[], p_tenant text, p_payload jsonb) RETURNS text: functions/limits.sql
 -- jobqueue_limit_keys(p_queue text, p_tenant text, p_payload jsonb, OUT keys text[], OUT fresh integer[]) RETURNS record: functions/limits.sql

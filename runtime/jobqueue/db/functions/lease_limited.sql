@@ -49,42 +49,10 @@ BEGIN
     v_room := jobqueue_limit_room(p_queue);
 
     -- 2.
-    SELECT array_agg(c.id ORDER BY c.id) INTO v_tenants
-      FROM (SELECT e.id
-              FROM (WITH RECURSIVE queued (id) AS (
-                        (SELECT j.tenant_id FROM jobs j WHERE j.status = 'queued'
-                          ORDER BY j.tenant_id LIMIT 1)
-                        UNION ALL
-                        SELECT (SELECT j.tenant_id FROM jobs j
-                                 WHERE j.status = 'queued' AND j.tenant_id > q.id
-                                 ORDER BY j.tenant_id LIMIT 1)
-                          FROM queued q WHERE q.id IS NOT NULL)
-                    SELECT id FROM queued WHERE id IS NOT NULL) w
-              JOIN tenants e ON e.id = w.id
-              JOIN tenant_taken tk ON tk.tenant_id = e.id
-              JOIN tenant_freed fr ON fr.tenant_id = e.id
-             CROSS JOIN LATERAL (
-                   SELECT (SELECT jobqueue_job_class(j.priority, j.scheduled_at) FROM jobs j
-                            WHERE j.tenant_id = e.id AND j.queue = p_queue
-                              AND j.status = 'queued' AND j.scheduled_at <= now()
-                              AND jobqueue_limits_allow(p_queue, v_room, j.tenant_id, j.payload)
-                            ORDER BY j.priority DESC, j.scheduled_at, j.seq
-                            LIMIT 1) AS cls) h
-             WHERE e.enabled
-               AND e.max_concurrent > tk.n - fr.n
-               AND h.cls IS NOT NULL
-             ORDER BY h.cls DESC,
-                      greatest(coalesce((SELECT f.finish_tag FROM fair_share f
-                                          WHERE f.queue = p_queue
-                                            AND f.tenant_id = e.id), 0),
-                               v_clock),
-                      e.id
-             LIMIT p_limit) c;
+    v_tenants := jobqueue_lease_tenants(p_queue, p_limit, v_clock, v_room);
     IF v_tenants IS NULL THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM tenant_taken tk WHERE tk.tenant_id = ANY (v_tenants)
-      ORDER BY tk.tenant_id FOR UPDATE;
 
     -- 3.
     LOOP

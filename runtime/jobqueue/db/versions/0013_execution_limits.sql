@@ -1,6 +1,6 @@
 -- jobqueue schema, version 13: execution limits (docs/design.md, invariant 14)
 -- and priority classes across tenants (invariant 15). Their functions are
--- in functions/: limits.sql, lease_limited.sql and lease.sql.
+-- in functions/: limits.sql, lease_limited.sql, lease_tenants.sql and lease.sql.
 --
 -- A queue may have limits, each on one key: the whole queue, the tenant,
 -- or the text at a JSON path of the payload ('' where there is none). A
