@@ -95,7 +95,16 @@ class ReaperSettings(BaseSettings):
     interval_seconds: float = Field(1.0, gt=0)
     batch: int = Field(500, ge=1)
     retention_seconds: float = Field(7 * 24 * 3600.0, ge=0, description="keep history a week")
-    prune_batch: int = Field(1000, ge=1)
+    # Finished jobs stay in the hot table this long (their idempotency keys
+    # and unique identities hold, bulk retry and the dashboard's counts see
+    # them), then move to history (docs/design.md, "History"). A day, the
+    # usual life of an idempotency key; never longer than retention.
+    archive_after_seconds: float = Field(24 * 3600.0, ge=0)
+    archive_batch: int = Field(
+        1000, ge=1,
+        validation_alias=AliasChoices("JOBQUEUE_REAPER_ARCHIVE_BATCH",
+                                      "JOBQUEUE_REAPER_PRUNE_BATCH", "archive_batch"),
+    )
     leader_election: str = Field("postgres", pattern="^(postgres|kubernetes|none)$")
     leader_lease_seconds: float = Field(15.0, gt=1)
     # The leader row, or the coordination.k8s.io/v1 Lease object: replicas

@@ -1,4 +1,4 @@
-"""The reaper against real Postgres: one pass, pruning, and leader election
+"""The reaper against real Postgres: one pass, archiving, and leader election
 (the Postgres elector) deciding who may act."""
 
 from __future__ import annotations
@@ -53,21 +53,25 @@ async def test_a_job_acked_in_time_is_left_alone(pool: db.Pool) -> None:
     assert (await jobs.get(pool, job_id=held.job_id)).status is JobStatus.SUCCEEDED
 
 
-async def test_prune_deletes_old_finished_jobs_in_small_batches(pool: db.Pool) -> None:
+async def test_finished_jobs_move_to_history_in_small_batches(pool: db.Pool) -> None:
     t = await factories.tenant(pool)
     await factories.backlog(pool, t.id, 7)
     waiting = await factories.submit(pool, t.id, queue="other")
     held = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=10,
                               lease_seconds=30)
     await leases.ack(pool, done=[(h.job_id, h.token, None) for h in held])
-    r = reaper(pool, retention_seconds=3600, prune_batch=3)
-    assert (await r.run_once()).pruned == 0  # too young
+    r = reaper(pool, archive_after_seconds=3600, archive_batch=3)
+    assert (await r.run_once()).archived == 0  # too young
     await asyncio.sleep(0.05)
-    r = reaper(pool, retention_seconds=0.01, prune_batch=3)
+    r = reaper(pool, archive_after_seconds=0.01, archive_batch=3)
     passes = [await r.run_once() for _ in range(4)]
-    assert [p.pruned for p in passes] == [3, 3, 1, 0]
+    assert [p.archived for p in passes] == [3, 3, 1, 0]
     assert passes[0].full and not passes[2].full
-    assert r.totals["pruned"] == 7
+    assert r.totals["archived"] == 7 and r.totals["expired"] == 0
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 1
+    assert await pool.fetchval("SELECT count(*) FROM jobs_history") == 7
+    # Moved, not gone: still read by id, finished as they were.
+    assert (await jobs.get(pool, job_id=held[0].job_id)).status is JobStatus.SUCCEEDED
     assert (await jobs.get(pool, job_id=waiting.id)).status is JobStatus.QUEUED
 
 
@@ -184,7 +188,7 @@ async def test_two_reapers_at_once_take_each_expired_lease_once(pool: db.Pool) -
     a, b = reaper(pool, batch=20), reaper(pool, batch=20)
 
     async def drain(r: Reaper) -> None:
-        while (await r.run_once(prune=False)).full:
+        while (await r.run_once(archive=False)).full:
             pass
 
     await asyncio.gather(drain(a), drain(b), drain(a), drain(b))

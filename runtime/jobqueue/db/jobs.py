@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from jobqueue import errors, idempotency, unique, validation
-from jobqueue.db import Executor, Record, jsontext, listing, queries, rows, translate
+from jobqueue.db import Executor, Record, history, jsontext, listing, queries, rows, translate
 from jobqueue.models import Job, JobId, JobStatus, NewJob, Page, Submitted, TenantId
 
 Q = queries.load("jobs")
@@ -212,6 +212,11 @@ async def retry(
     """dlq|cancelled -> queued, now. Without a reset the job gets one more attempt."""
     r = await conn.fetchrow(Q["retry"], [job_id], tenant_id, reset_attempts)
     if r is None:
+        archived = await history.retry_archived(
+            conn, job_id=job_id, tenant_id=tenant_id, reset_attempts=reset_attempts
+        )
+        if archived is not None:
+            return archived
         current = await get(conn, job_id=job_id, tenant_id=tenant_id)
         raise errors.InvalidTransition(
             f"job {job_id} is {current.status}; only dlq or cancelled jobs can be retried"

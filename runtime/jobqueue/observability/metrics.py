@@ -72,6 +72,16 @@ SCHEDULE_FIRES = Counter(
     "job unfinished), missed (skipped after downtime)",
     ["outcome"],
 )
+HISTORY_ARCHIVED = Counter(
+    "history_archived", "Finished jobs the reaper moved from the hot table to history"
+)
+HISTORY_EXPIRED = Counter(
+    "history_expired",
+    "Finished jobs that left the hot table already past retention (not kept in history)",
+)
+HISTORY_PARTITIONS_DROPPED = Counter(
+    "history_partitions_dropped", "Days of history dropped whole after retention"
+)
 # worker_id is unbounded over time (one per process start), acceptable only
 # because each process exposes its own id alone: the label is constant per
 # target. Aggregate it away in recording rules; never add it elsewhere.

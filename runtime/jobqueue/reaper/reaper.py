@@ -1,4 +1,5 @@
-"""Take back expired leases; prune finished jobs after their retention.
+"""Take back expired leases; move finished jobs to history; drop history
+past retention a day at a time (docs/design.md, "History").
 
 `Reaper` is a service (jobqueue.process): `run_once()` does one pass and
 returns what it did. A pass is bounded (one batch of each), so it holds few
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobqueue import db
-from jobqueue.db import maintenance
+from jobqueue.db import history, maintenance
 from jobqueue.models import JobStatus
 from jobqueue.observability import metrics
 from jobqueue.observability.logging import Logger
@@ -33,16 +34,19 @@ from jobqueue.settings import ReaperSettings
 class ReapResult:
     requeued: int = 0
     dead_lettered: int = 0
-    pruned: int = 0
+    archived: int = 0  # finished jobs moved from the hot table to history
+    expired: int = 0  # of those, past retention already: gone, not kept
+    partitions_dropped: int = 0  # days of history dropped whole
     full: bool = False  # a batch came back full: there is probably more to do
 
     @property
     def did_something(self) -> bool:
-        return bool(self.requeued or self.dead_lettered or self.pruned)
+        return any(self.as_dict().values())
 
     def as_dict(self) -> dict[str, int]:
         return {"requeued": self.requeued, "dead_lettered": self.dead_lettered,
-                "pruned": self.pruned}
+                "archived": self.archived, "expired": self.expired,
+                "partitions_dropped": self.partitions_dropped}
 
 
 class Reaper(Service[ReapResult]):
@@ -54,9 +58,9 @@ class Reaper(Service[ReapResult]):
         self.settings = settings
         self.log = log
         self.interval = settings.interval_seconds
-        self.totals = {"requeued": 0, "dead_lettered": 0, "pruned": 0}
+        self.totals = dict.fromkeys(ReapResult().as_dict(), 0)
 
-    async def run_once(self, *, prune: bool = True) -> ReapResult:
+    async def run_once(self, *, archive: bool = True) -> ReapResult:
         reaped = await maintenance.reap_expired(self.conn, limit=self.settings.batch)
         requeued = dead = 0
         for t in reaped:
@@ -67,22 +71,36 @@ class Reaper(Service[ReapResult]):
                 metrics.JOBS_COMPLETED.labels(t.tenant_id, "dlq").inc()
             else:
                 requeued += 1
-        pruned = []
-        if prune:
-            pruned = await maintenance.prune_finished(
-                self.conn, older_than_seconds=self.settings.retention_seconds,
-                limit=self.settings.prune_batch,
-            )
+        moved, dropped = (await self._history()) if archive else (history.Archived(0, 0), [])
         result = ReapResult(
-            requeued=requeued, dead_lettered=dead, pruned=len(pruned),
-            full=len(reaped) >= self.settings.batch or len(pruned) >= self.settings.prune_batch,
+            requeued=requeued, dead_lettered=dead, archived=moved.moved,
+            expired=moved.moved - moved.kept, partitions_dropped=len(dropped),
+            full=len(reaped) >= self.settings.batch or moved.moved >= self.settings.archive_batch,
         )
         for key, value in result.as_dict().items():
             self.totals[key] += value
         if result.did_something:
             self.log.info("reaped", **result.as_dict(),
-                          expired=[str(t.job_id) for t in reaped[:20]])
+                          expired_leases=[str(t.job_id) for t in reaped[:20]],
+                          partitions=dropped)
         return result
+
+    async def _history(self) -> tuple[history.Archived, list[str]]:
+        """Partitions ahead, one batch into them, then whole days dropped."""
+        s = self.settings
+        keep = s.retention_seconds
+        await history.ensure_partitions(self.conn, retention_seconds=keep)
+        moved = await history.archive(
+            self.conn, after_seconds=min(s.archive_after_seconds, keep),
+            retention_seconds=keep, limit=s.archive_batch,
+        )
+        dropped = await history.drop_expired(self.conn, retention_seconds=keep)
+        if moved.moved:
+            metrics.HISTORY_ARCHIVED.inc(moved.kept)
+            metrics.HISTORY_EXPIRED.inc(moved.moved - moved.kept)
+        if dropped:
+            metrics.HISTORY_PARTITIONS_DROPPED.inc(len(dropped))
+        return moved, dropped
 
     def delay(self, result: ReapResult) -> float:
         return 0.0 if result.full else self.interval

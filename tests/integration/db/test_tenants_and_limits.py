@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from jobqueue import apikeys, db, errors
-from jobqueue.db import jobs, leaders, leases, maintenance, ratelimit, stats, tenants
+from jobqueue.db import history, jobs, leaders, leases, ratelimit, stats, tenants
 from jobqueue.models import JobStatus, TenantId, TenantQuotas, WorkerId
 from tests import factories
 
@@ -111,7 +111,7 @@ async def test_depth_counts_by_status_and_reports_the_oldest_ready_age(pool: db.
     assert {r.queue for r in await stats.depth(pool)} == {"default", "other"}
 
 
-async def test_prune_removes_only_old_finished_jobs_in_batches(pool: db.Pool) -> None:
+async def test_archive_moves_only_old_finished_jobs_in_batches(pool: db.Pool) -> None:
     t = await factories.tenant(pool, max_concurrent=1000)
     await factories.backlog(pool, t.id, 30)
     held = await leases.lease(pool, queue="default", worker_id=WorkerId("w"), limit=25,
@@ -119,9 +119,14 @@ async def test_prune_removes_only_old_finished_jobs_in_batches(pool: db.Pool) ->
     await leases.ack(pool, done=[(h.job_id, h.token, None) for h in held])
     await pool.execute("UPDATE jobs SET finished_at = now() - interval '2 days'"
                        " WHERE status = 'succeeded'")  # test-only: age the history
-    first = await maintenance.prune_finished(pool, older_than_seconds=86400, limit=10)
-    rest = await maintenance.prune_finished(pool, older_than_seconds=86400, limit=100)
-    assert (len(first), len(rest)) == (10, 15)
-    remaining = await jobs.list_jobs(pool, tenant_id=t.id)
-    assert remaining.total == 5
-    assert all(j.status is JobStatus.QUEUED for j in remaining.jobs)
+    await history.ensure_partitions(pool, retention_seconds=7 * 86400)
+    first = await history.archive(pool, after_seconds=86400, retention_seconds=7 * 86400,
+                                  limit=10)
+    rest = await history.archive(pool, after_seconds=86400, retention_seconds=7 * 86400,
+                                 limit=100)
+    assert (first.moved, first.kept, rest.moved, rest.kept) == (10, 10, 15, 15)
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE tenant_id = $1", t.id) == 5
+    listed = await jobs.list_jobs(pool, tenant_id=t.id)
+    assert listed.total == 30  # the listing reads both
+    assert sum(j.status is JobStatus.QUEUED for j in listed.jobs) == 5
+

@@ -52,7 +52,8 @@ SELECT count(*) >= $2 AS full
   FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 AND status = 'queued' LIMIT $2) q;
 
 -- name: get
-SELECT * FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
+-- Finished jobs past the archive window are in history (jobs_all).
+SELECT * FROM jobs_all WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
 
 -- name: cancel
 -- The jobs $1 (one, or a bulk call's batch: bulk.sql) of tenant $2 (NULL:

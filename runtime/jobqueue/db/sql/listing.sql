@@ -15,6 +15,9 @@
 -- Absent bounds are NULL and become +-infinity by coalesce, which keeps
 -- them index conditions even in a generic plan.
 --
+-- Rows come from jobs_all: the hot table and the history's day partitions
+-- (migration 14), each with these indexes, merged in order.
+--
 -- The outer loop over tenants serves the admin (no tenant, $1 NULL): one
 -- ordered index read per tenant, merged; a tenant's own view reads one.
 --
@@ -30,7 +33,7 @@
 SELECT j.*
   FROM tenants t
  CROSS JOIN LATERAL (
-       SELECT * FROM jobs j
+       SELECT * FROM jobs_all j
         WHERE j.tenant_id = t.id
           AND ($2::job_status IS NULL OR j.status = $2)
           AND ($3::text IS NULL OR j.queue = $3)
@@ -62,7 +65,7 @@ SELECT count(*) AS n FROM (
     SELECT 1
       FROM tenants t
      CROSS JOIN LATERAL (
-           SELECT 1 FROM jobs j
+           SELECT 1 FROM jobs_all j
             WHERE j.tenant_id = t.id
               AND ($2::job_status IS NULL OR j.status = $2)
               AND ($3::text IS NULL OR j.queue = $3)

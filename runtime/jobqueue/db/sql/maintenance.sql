@@ -25,13 +25,3 @@ UPDATE jobs
  WHERE jobs.id = expired.id
    AND jobs.status IN ('leased', 'running') AND jobs.lease_expires_at < now()
 RETURNING jobs.id, jobs.tenant_id, jobs.status, jobs.attempt;
-
--- name: prune_finished
--- Small batches keep each delete short and its locks few.
-DELETE FROM jobs
- WHERE id IN (SELECT id FROM jobs
-               WHERE status IN ('succeeded', 'dlq', 'cancelled')
-                 AND finished_at < now() - make_interval(secs => $1)
-               ORDER BY finished_at
-               LIMIT $2)
-RETURNING id;
