@@ -3,7 +3,9 @@
 
 Seeds a tenant's history of N finished jobs with generate_series (in SQL:
 minutes through the API; the secondary indexes are dropped for the load and
-built again after it), vacuums it as autovacuum would, starts one
+built again after it), spread over eight days as the reaper leaves them:
+the last day in the hot table, the week before in history's day
+partitions. Vacuums it as autovacuum would, starts one
 `jobqueue api` process and measures p50/p95 of:
 - the first page (50 jobs, newest first, with its capped total);
 - a deep page: `after=` a cursor 90% of the way down the history;
@@ -46,6 +48,10 @@ TENANT = TenantId("bench")
 ADMIN = "bench-admin-token-" + "z" * 32
 SECRET = "bench-signing-secret-" + "x" * 32
 CHUNK = 500_000
+# The seeded history spans what the reaper keeps by default: a week of day
+# partitions (JOBQUEUE_REAPER_RETENTION_SECONDS) and the last day, still in
+# the hot table (JOBQUEUE_REAPER_ARCHIVE_AFTER_SECONDS).
+SPAN_SECONDS = 8 * 86400.0
 QUOTAS = TenantQuotas(rate_per_minute=100_000_000, rate_burst=10_000_000)
 
 
@@ -69,13 +75,18 @@ async def seed(dsn: str, rows: int) -> float:
         indexes = await conn.fetch(Q["secondary_indexes"])
         for ix in indexes:
             await conn.execute(ix["drop_sql"])
+        step = SPAN_SECONDS / rows
+        await conn.execute(Q["partitions"], SPAN_SECONDS)
         for start in range(1, rows + 1, CHUNK):
-            await conn.execute(Q["seed"], TENANT, start, min(rows, start + CHUNK - 1), rows)
+            for where, query in (("history", "seed_history"), ("hot", "seed")):
+                await conn.execute(Q[query], TENANT, start, min(rows, start + CHUNK - 1), rows,
+                                   step, where)
         for ix in indexes:
             await conn.execute(ix["create_sql"])
         # What autovacuum does to a table that stopped changing: index-only
         # scans for the counts need the visibility map.
         await conn.execute("VACUUM (ANALYZE) jobs")
+        await conn.execute("VACUUM (ANALYZE) jobs_history")
     finally:
         await conn.close()
     return time.monotonic() - began

@@ -9,7 +9,8 @@ database function under a lock on (tenant, digest), so the rule holds under
 any number of concurrent submitters (docs/design.md, invariant 12).
 
 A missing key and a key whose value is null are different values. Once the
-reaper prunes a finished job, it no longer blocks anything.
+reaper moves a finished job to history (its archive window), it no longer
+blocks anything.
 """
 
 from __future__ import annotations

@@ -103,4 +103,5 @@ async def test_reaper_once_prints_what_it_did(dsn: str, pool: db.Pool) -> None:
         env={**os.environ, "DATABASE_URL": dsn})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
-        "requeued": 1, "dead_lettered": 1, "pruned": 0}
+        "requeued": 1, "dead_lettered": 1, "archived": 0, "expired": 0,
+        "partitions_dropped": 0}

@@ -123,7 +123,7 @@ class Dev:
             f"runs jobs of queue 'default', {self.args.concurrency} at a time", env))
         self.children.append(Child(
             "reaper", ["reaper", "--interval-seconds", "0.5"],
-            "re-queues expired leases, prunes old jobs (elected leader)", env))
+            "re-queues expired leases, keeps history (elected leader)", env))
         return url
 
     async def supervise(self, child: Child) -> None:

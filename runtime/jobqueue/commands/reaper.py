@@ -1,5 +1,6 @@
-"""`jobqueue reaper`: re-queue expired leases, prune old finished jobs, fire
-schedules (docs/design.md, invariant 13; not with --once).
+"""`jobqueue reaper`: re-queue expired leases, move finished jobs to history
+and drop its days past retention (docs/design.md, "History"), fire
+schedules (invariant 13; not with --once).
 
 Run any number of replicas: one is elected (a row in Postgres by default,
 or a coordination.k8s.io/v1 Lease with --leader-election=kubernetes) and
@@ -41,7 +42,8 @@ class _DeprecatedAlias(argparse.Action):
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("reaper", help="re-queue expired leases, prune")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "reaper", help="re-queue expired leases, keep history, fire schedules")
     p.add_argument("--leader-election", choices=["postgres", "kubernetes", "none"])
     p.add_argument("--leader-lease-seconds", type=float,
                    help="how long an elected reaper leads without renewing (default 15)")
@@ -49,6 +51,8 @@ def register(sub: Any) -> None:
                    action=_DeprecatedAlias, help=argparse.SUPPRESS)
     p.add_argument("--interval-seconds", type=float, help="pause between passes (default 1)")
     p.add_argument("--retention-seconds", type=float, help="keep finished jobs this long")
+    p.add_argument("--archive-after-seconds", type=float,
+                   help="move finished jobs to history this long after they finish")
     p.add_argument("--once", action="store_true", help="one pass, print it as JSON, exit")
     p.add_argument("--metrics-port", type=int)
     p.add_argument("--lease-name", help="name of the leader row or Lease object "
@@ -63,8 +67,8 @@ def register(sub: Any) -> None:
 
 def settings_from(args: argparse.Namespace) -> RuntimeSettings:
     reaper = flags(args, "leader_election", "leader_lease_seconds", "interval_seconds",
-                   "retention_seconds", "metrics_port", "lease_name", "lease_namespace",
-                   "kubeconfig")
+                   "retention_seconds", "archive_after_seconds", "metrics_port", "lease_name",
+                   "lease_namespace", "kubeconfig")
     return RuntimeSettings(reaper=reaper, log=log_flags(args))
 
 
