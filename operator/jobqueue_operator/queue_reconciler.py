@@ -5,7 +5,9 @@ Every reconcile applies the whole desired state with server-side apply, so
 it both creates children and undoes drift (an edited or deleted child comes
 back as built). The queue's defaults (spec.maxAttempts) go into its row in
 the queue's database, which submission reads; the row is written only when
-it differs. Its schedules (spec.schedules) are synced there too
+it differs. The worker Deployment's replicas, ready replicas and the
+autoscaler's maximum go to queue_replicas on every reconcile (the status
+timer's too), for the dashboard. Its schedules (spec.schedules) are synced there too
 (schedule_sync), and status shows each one's next and last fire time.
 Ready means the children were accepted by the apiserver and the queue's
 database took the defaults and schedules; pods may still be starting.
@@ -21,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobqueue import errors
-from jobqueue.db import Pool, queues, stats
+from jobqueue.db import Pool, dashboard, queues, stats
 from jobqueue.models import DepthRow
 from jobqueue_operator import autoscaler_builders, builders, limit_sync, models, schedule_sync
 from jobqueue_operator import status as st
@@ -39,6 +41,20 @@ class Applied:
     worker: Manifest
     reaper: Manifest
     autoscaled: bool
+    max_replicas: int  # the most workers the autoscaler may run (the fixed count without one)
+
+    def replicas(self) -> tuple[int, int, int]:
+        """(replicas, ready, max) for the dashboard's queue_replicas."""
+        return (st.count(self.worker, "replicas") or 0,
+                st.count(self.worker, "readyReplicas") or 0, self.max_replicas)
+
+
+def max_replicas(spec: models.JobQueueSpec, foreign: list[Manifest]) -> int:
+    """Somebody else's HPA on the workers decides; else ours (or KEDA's)
+    scales to maxReplicas; without an autoscaler the count is minReplicas."""
+    if foreign:
+        return max(int(h.get("spec", {}).get("maxReplicas") or 0) for h in foreign)
+    return spec.max_replicas if spec.autoscaled else spec.min_replicas
 
 
 def parse(spec: dict[str, Any]) -> models.JobQueueSpec | st.Problem:
@@ -66,8 +82,8 @@ async def apply_children(ctx: Context, owner: builders.Owner, spec: models.JobQu
     live = await kube.get("apps/v1", "Deployment", worker_name, owner.namespace)
     hpas = await kube.list_all(HPA_API, "HorizontalPodAutoscaler", owner.namespace)
     aimed = [h for h in hpas if builders.targets(h, worker_name)]
-    foreign = any(not _ours(h, owner) for h in aimed)
-    autoscaled = spec.autoscaled or foreign
+    foreign = [h for h in aimed if not _ours(h, owner)]
+    autoscaled = spec.autoscaled or bool(foreign)
     replicas = builders.worker_replicas(spec, autoscaled=autoscaled, live=live)
     applied: dict[tuple[str, str], Manifest] = {}
     keda_query = stats.autoscaler_query(spec.queue_name(owner.name)) if spec.uses_keda else None
@@ -93,6 +109,7 @@ async def apply_children(ctx: Context, owner: builders.Owner, spec: models.JobQu
         worker=applied[("Deployment", worker_name)],
         reaper=applied[("Deployment", builders.reaper_name(owner))],
         autoscaled=autoscaled,
+        max_replicas=max_replicas(spec, foreign),
     )
 
 
@@ -126,10 +143,16 @@ async def database_url(
 
 
 async def sync_database(
-    pool: Pool, queue: str, spec: models.JobQueueSpec, owner: str
+    pool: Pool, queue: str, spec: models.JobQueueSpec, owner: str,
+    replicas: tuple[int, int, int] | None = None,
 ) -> tuple[list[DepthRow], schedule_sync.Synced, limit_sync.Synced]:
-    """Write the queue's defaults, schedules and limits, then read its depth for status."""
+    """Write the queue's defaults, schedules, limits and worker replicas (for
+    the dashboard), then read its depth for status."""
     await queues.configure(pool, queue=queue, default_max_attempts=spec.max_attempts)
+    if replicas is not None:
+        count, ready, most = replicas
+        await dashboard.report_replicas(pool, queue=queue, replicas=count,
+                                        ready_replicas=ready, max_replicas=most)
     synced = await schedule_sync.sync(
         pool, owner=owner, wanted=schedule_sync.declared(spec, queue)
     )
@@ -147,12 +170,14 @@ class DatabaseState:
 
 
 async def _database(
-    ctx: Context, url: str, spec: models.JobQueueSpec, *, name: str, namespace: str | None
+    ctx: Context, url: str, spec: models.JobQueueSpec, *, name: str, namespace: str | None,
+    applied: Applied | None,
 ) -> DatabaseState:
     queue, owner = spec.queue_name(name), schedule_sync.owner_of(namespace, name)
+    replicas = applied.replicas() if applied else None
     try:
         rows, synced, limited = await ctx.databases.run(
-            url, lambda pool: sync_database(pool, queue, spec, owner)
+            url, lambda pool: sync_database(pool, queue, spec, owner, replicas)
         )
     except errors.JobQueueError as exc:
         return DatabaseState(problem=database_problem(exc, url))
@@ -210,7 +235,8 @@ async def reconcile(
         if isinstance(url, st.Problem):
             problem = problem or url
         else:
-            state = await _database(ctx, url, parsed, name=name, namespace=namespace)
+            state = await _database(ctx, url, parsed, name=name, namespace=namespace,
+                                    applied=applied)
             problem = problem or state.problem
     status = st.jobqueue_status(
         generation=generation,

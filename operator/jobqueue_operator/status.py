@@ -176,14 +176,15 @@ def jobqueue_status(
         "runningJobs": depth.running if depth else None,
         "deadLetterJobs": depth.dead_letter if depth else None,
         "oldestJobAgeSeconds": (int(oldest) if oldest is not None else 0) if depth else None,
-        "replicas": _count(worker, "replicas"),
-        "readyReplicas": _count(worker, "readyReplicas"),
-        "reaperReadyReplicas": _count(reaper, "readyReplicas"),
+        "replicas": count(worker, "replicas"),
+        "readyReplicas": count(worker, "readyReplicas"),
+        "reaperReadyReplicas": count(reaper, "readyReplicas"),
     }
     return status
 
 
-def _count(deployment: Mapping[str, Any] | None, field: str) -> int | None:
+def count(deployment: Mapping[str, Any] | None, field: str) -> int | None:
+    """A number of a Deployment's status (0 when the apiserver left it out)."""
     if deployment is None:
         return None
     return int((deployment.get("status") or {}).get(field) or 0)
