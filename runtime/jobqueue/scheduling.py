@@ -42,6 +42,9 @@ class Schedule:
     last_job_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    # The last fire time not fired, and why: "overlap", "backlog_full", "tenant_disabled".
+    last_skipped_at: datetime | None = None
+    last_skip_reason: str | None = None
 
 
 def check(spec: ScheduleSpec) -> cron.Cron:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -68,6 +68,11 @@ class ScheduleOut(BaseModel):
     last_job_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    last_skipped_at: datetime | None = Field(
+        None, description="the last fire time that fired no job (see last_skip_reason)")
+    last_skip_reason: Literal["overlap", "backlog_full", "tenant_disabled"] | None = Field(
+        None, description="overlap: the last fire's job unfinished (overlap skip); "
+        "backlog_full: the tenant had max_queued jobs queued; tenant_disabled")
 
     @classmethod
     def of(cls, s: Schedule) -> ScheduleOut:
@@ -79,6 +84,8 @@ class ScheduleOut(BaseModel):
             max_attempts=p.max_attempts, overlap=p.overlap, missed=p.missed, owner=s.owner,
             next_fire_at=s.next_fire_at, last_fire_at=s.last_fire_at, last_job_id=s.last_job_id,
             created_at=s.created_at, updated_at=s.updated_at,
+            last_skipped_at=s.last_skipped_at,
+            last_skip_reason=s.last_skip_reason,  # the column CHECKs the same three
         )
 
 

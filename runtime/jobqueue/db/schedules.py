@@ -32,6 +32,7 @@ def _schedule(r: Record) -> Schedule:
         id=r["id"], tenant_id=TenantId(r["tenant_id"]), spec=spec, owner=r["owner"],
         next_fire_at=r["next_fire_at"], last_fire_at=r["last_fire_at"],
         last_job_id=r["last_job_id"], created_at=r["created_at"], updated_at=r["updated_at"],
+        last_skipped_at=r["last_skipped_at"], last_skip_reason=r["last_skip_reason"],
     )
 
 
@@ -113,8 +114,12 @@ async def due(conn: Executor, *, limit: int) -> list[Due]:
 
 @dataclass(frozen=True, slots=True)
 class Fired:
-    job_id: uuid.UUID | None  # None: nothing inserted (overlap, or only advanced)
-    overlapped: bool
+    job_id: uuid.UUID | None  # None: nothing inserted (refused, or only advanced)
+    skipped: str | None  # why it was refused: overlap, backlog_full, tenant_disabled
+
+    @property
+    def overlapped(self) -> bool:
+        return self.skipped == "overlap"
 
 
 @translate
@@ -132,4 +137,4 @@ async def fire(
     r = await conn.fetchrow(Q["fire"], schedule_id, expected, fire_time, next_fire_at, key)
     if r is None:
         return None
-    return Fired(job_id=r["job_id"], overlapped=bool(r["overlapped"]))
+    return Fired(job_id=r["job_id"], skipped=r["skipped"])

@@ -31,16 +31,25 @@ from jobqueue.process.service import Service
 BROKEN_RETRY = timedelta(hours=1)
 
 
+# A refused fire's reason (db/sql/schedules.sql `fire`) -> its metric outcome.
+_OUTCOME = {"overlap": "overlap", "backlog_full": "backlog", "tenant_disabled": "disabled"}
+
+
 @dataclass(frozen=True, slots=True)
 class FireResult:
     fired: int = 0
     overlapped: int = 0
     missed: int = 0  # schedules that found missed fire times
+    refused: int = 0  # fire times not fired: the tenant's backlog full, or it is disabled
     full: bool = False
 
     @property
     def did_something(self) -> bool:
-        return bool(self.fired or self.overlapped or self.missed)
+        return bool(self.fired or self.overlapped or self.missed or self.refused)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"fired": self.fired, "overlapped": self.overlapped, "missed": self.missed,
+                "refused": self.refused}
 
 
 class Scheduler(Service[FireResult]):
@@ -57,25 +66,25 @@ class Scheduler(Service[FireResult]):
         self.interval = interval
         self.log = log
         self.fires_per_schedule = fires_per_schedule
-        self.totals = {"fired": 0, "overlapped": 0, "missed": 0}
+        self.totals = dict.fromkeys(FireResult().as_dict(), 0)
 
     async def run_once(self) -> FireResult:
         found = await schedules.due(self.conn, limit=self.batch)
-        fired = overlapped = missed = 0
+        counts = dict.fromkeys(self.totals, 0)
         for d in found:
-            f, o, m = await self._fire(d)
-            fired, overlapped, missed = fired + f, overlapped + o, missed + m
-        result = FireResult(fired, overlapped, missed, full=len(found) >= self.batch)
-        for key in self.totals:
-            self.totals[key] += getattr(result, key)
+            for key, n in (await self._fire(d)).items():
+                counts[key] += n
+        result = FireResult(**counts, full=len(found) >= self.batch)
+        for key, value in result.as_dict().items():
+            self.totals[key] += value
         if result.did_something:
-            self.log.info("schedules fired", fired=fired, overlapped=overlapped, missed=missed)
+            self.log.info("schedules fired", **result.as_dict())
         return result
 
     def delay(self, result: FireResult) -> float:
         return 0.0 if result.full else self.interval
 
-    async def _fire(self, d: schedules.Due) -> tuple[int, int, int]:
+    async def _fire(self, d: schedules.Due) -> dict[str, int]:
         s = d.schedule
         try:
             parsed = cron.parse(s.spec.cron, s.spec.timezone)
@@ -86,13 +95,13 @@ class Scheduler(Service[FireResult]):
                            tenant_id=s.tenant_id, schedule=s.spec.name, error=str(exc))
             await schedules.fire(self.conn, schedule_id=s.id, expected=s.next_fire_at,
                                  fire_time=None, next_fire_at=d.now + BROKEN_RETRY)
-            return 0, 0, 0
+            return {}
         if plan.missed:
             metrics.SCHEDULE_FIRES.labels("missed").inc()
             self.log.warning("schedule missed fire times", tenant_id=s.tenant_id,
                              schedule=s.spec.name, since=s.next_fire_at.isoformat(),
                              policy=s.spec.missed.value)
-        fired = overlapped = 0
+        counts = {"fired": 0, "overlapped": 0, "missed": int(plan.missed), "refused": 0}
         expected = s.next_fire_at
         steps: list[tuple[datetime | None, datetime]] = [
             (t, plan.fires[i + 1] if i + 1 < len(plan.fires) else plan.next_fire_at)
@@ -104,10 +113,14 @@ class Scheduler(Service[FireResult]):
             if done is None:
                 break  # another reaper moved it on: it owns the rest
             if done.job_id is not None:
-                fired += 1
+                counts["fired"] += 1
                 metrics.SCHEDULE_FIRES.labels("fired").inc()
-            elif done.overlapped:
-                overlapped += 1
-                metrics.SCHEDULE_FIRES.labels("overlap").inc()
+            elif done.skipped is not None:
+                counts["overlapped" if done.overlapped else "refused"] += 1
+                metrics.SCHEDULE_FIRES.labels(_OUTCOME[done.skipped]).inc()
+                if not done.overlapped:
+                    self.log.warning("scheduled fire refused", tenant_id=s.tenant_id,
+                                     schedule=s.spec.name, reason=done.skipped,
+                                     fire_time=fire_time.isoformat() if fire_time else None)
             expected = following
-        return fired, overlapped, int(plan.missed)
+        return counts

@@ -53,8 +53,12 @@ SELECT s.*, now() AS db_now FROM schedules s
 -- One fire time of one schedule, in one statement: compare-and-set on
 -- next_fire_at ($2, what the plan was made from), so a second reaper with
 -- the same plan changes nothing; insert the job keyed by (schedule, fire
--- time) unless $3 is NULL (only advance) or the overlap policy is skip and
--- the last fire's job is unfinished; move next_fire_at to $4. No row: the
+-- time) unless $3 is NULL (only advance) or the fire is refused; move
+-- next_fire_at to $4. Refused, with the reason recorded on the schedule:
+-- overlap (policy skip, the last fire's job unfinished), tenant_disabled,
+-- backlog_full (the tenant has max_queued jobs queued, counted as the API
+-- counts them, stopping at the cap). Scheduled jobs do not spend the
+-- tenant's request rate (docs/design.md, invariant 13). No row: the
 -- schedule moved on (or was deleted) meanwhile.
 WITH s AS (
     SELECT * FROM schedules WHERE id = $1 AND next_fire_at = $2 FOR UPDATE
@@ -62,6 +66,16 @@ WITH s AS (
 busy AS (
     SELECT 1 FROM s JOIN jobs j ON j.id = s.last_job_id
      WHERE s.overlap = 'skip' AND j.status IN ('queued', 'leased', 'running')
+),
+refused AS (
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM busy) THEN 'overlap'
+                WHEN NOT t.enabled THEN 'tenant_disabled'
+                WHEN (SELECT count(*) FROM (SELECT 1 FROM jobs j
+                                             WHERE j.tenant_id = t.id AND j.status = 'queued'
+                                             LIMIT t.max_queued) q) >= t.max_queued
+                THEN 'backlog_full' END AS reason
+      FROM s JOIN tenants t ON t.id = s.tenant_id
+     WHERE $3::timestamptz IS NOT NULL
 ),
 ins AS (
     INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
@@ -71,14 +85,18 @@ ins AS (
                     (SELECT q.default_max_attempts FROM queues q WHERE q.name = s.queue), 5),
            $5::text
       FROM s
-     WHERE $3::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM busy)
+     WHERE $3::timestamptz IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM refused r WHERE r.reason IS NOT NULL)
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 )
 UPDATE schedules u
    SET next_fire_at = $4,
        last_fire_at = CASE WHEN EXISTS (SELECT 1 FROM ins) THEN $3 ELSE u.last_fire_at END,
-       last_job_id = coalesce((SELECT id FROM ins), u.last_job_id)
+       last_job_id = coalesce((SELECT id FROM ins), u.last_job_id),
+       last_skipped_at = CASE WHEN (SELECT reason FROM refused) IS NOT NULL THEN $3
+                              ELSE u.last_skipped_at END,
+       last_skip_reason = coalesce((SELECT reason FROM refused), u.last_skip_reason)
   FROM s
  WHERE u.id = s.id
-RETURNING (SELECT id FROM ins) AS job_id, EXISTS (SELECT 1 FROM busy) AS overlapped;
+RETURNING (SELECT id FROM ins) AS job_id, (SELECT reason FROM refused) AS skipped;

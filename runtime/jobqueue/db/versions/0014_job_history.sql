@@ -1,5 +1,6 @@
 -- jobqueue schema, version 14: finished jobs leave the hot table for a
--- history partitioned by finish day, and retention drops whole days.
+-- history partitioned by finish day, and retention drops whole days; a
+-- schedule's last skipped fire time and why.
 --
 -- The elected reaper moves jobs finished longer ago than its archive
 -- window from `jobs` into `jobs_history` (one DELETE ... RETURNING feeding
@@ -34,3 +35,11 @@ CREATE VIEW jobs_all AS
     SELECT * FROM jobs
     UNION ALL
     SELECT * FROM jobs_history;
+
+-- A fire time a schedule did not fire, and why (db/sql/schedules.sql
+-- `fire`): overlap (the last fire's job unfinished), backlog_full (the
+-- tenant's max_queued reached), tenant_disabled.
+ALTER TABLE schedules
+    ADD COLUMN last_skipped_at timestamptz,
+    ADD COLUMN last_skip_reason text
+        CHECK (last_skip_reason IN ('overlap', 'backlog_full', 'tenant_disabled'));
