@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from jobqueue import db
-from jobqueue.db import leaders, leases
+from jobqueue.db import leaders, leases, schedules
 from jobqueue.models import WorkerId
+from jobqueue.scheduling import ScheduleSpec
 from tests import factories
 from tests.support.procs import REPO, Proc
 from tests.support.wait import eventually
@@ -96,12 +97,21 @@ async def test_reaper_once_prints_what_it_did(dsn: str, pool: db.Pool) -> None:
     await factories.submit(pool, t.id, max_attempts=1)
     await leases.lease(pool, queue="default", worker_id=WorkerId("gone"), limit=2,
                        lease_seconds=0.1)
+    # A schedule two fire times behind: --once fires both.
+    await schedules.upsert(pool, tenant_id=t.id, spec=ScheduleSpec(
+        name="tick", cron="* * * * *", type="tick"))
+    await pool.execute("UPDATE schedules SET next_fire_at = date_trunc('minute', now())"
+                       " - interval '1 minute'")
     await asyncio.sleep(0.2)
     out = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "jobqueue.cli", "reaper", "--once"],
         capture_output=True, text=True, timeout=60, cwd=REPO,
         env={**os.environ, "DATABASE_URL": dsn})
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+    did = json.loads(out.stdout.strip().splitlines()[-1])
+    fired = await pool.fetchval("SELECT count(*) FROM jobs WHERE type = 'tick'")
+    assert fired >= 2  # a minute ago and this minute (and the next, had it begun meanwhile)
+    assert did == {
         "requeued": 1, "dead_lettered": 1, "archived": 0, "expired": 0,
-        "partitions_dropped": 0}
+        "partitions_dropped": 0,
+        "schedules": {"fired": fired, "overlapped": 0, "missed": 0, "refused": 0}}

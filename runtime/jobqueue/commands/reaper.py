@@ -1,11 +1,13 @@
 """`jobqueue reaper`: re-queue expired leases, move finished jobs to history
 and drop its days past retention (docs/design.md, "History"), fire
-schedules (invariant 13; not with --once).
+schedules (invariant 13).
 
 Run any number of replicas: one is elected (a row in Postgres by default,
 or a coordination.k8s.io/v1 Lease with --leader-election=kubernetes) and
-the others wait. `--once` does a single pass, prints what it did as JSON
-and exits (no election: every reaper update is compare-and-set anyway).
+the others wait. `--once` does a single pass of each (leases and history,
+then the schedules due), prints what it did as JSON and exits (no
+election: every reaper update and every fire is compare-and-set anyway,
+so a pass beside a running leader does nothing twice).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from jobqueue.process.connect import until_connected
 from jobqueue.process.supervise import on_signals, supervise
 from jobqueue.reaper import leader, lease_api
 from jobqueue.reaper.kube_lease import KubernetesElector
-from jobqueue.reaper.reaper import Reaper, services
+from jobqueue.reaper.reaper import Reaper, once, services
 from jobqueue.settings import DatabaseSettings, ReaperSettings, RuntimeSettings
 
 
@@ -117,7 +119,7 @@ async def main(
     client: lease_api.LeaseClient | None = None
     try:
         if args.once:
-            print(json.dumps((await reaper.run_once()).as_dict()))
+            print(json.dumps(await once(reaper, log=log)))
             return 0
         elector, client = elector_for(settings, pool, identity)
         leadership = leader.Leadership(elector, log=log)

@@ -106,14 +106,26 @@ class Reaper(Service[ReapResult]):
         return 0.0 if result.full else self.interval
 
 
+def scheduler_for(reaper: Reaper, *, log: Logger) -> Scheduler:
+    s = reaper.settings
+    return Scheduler(reaper.conn, grace_seconds=s.schedule_grace_seconds,
+                     batch=s.schedule_batch, interval=s.interval_seconds, log=log)
+
+
+async def once(reaper: Reaper, *, log: Logger) -> dict[str, object]:
+    """One pass of everything the leader does (`jobqueue reaper --once`):
+    leases and history, then the schedules due, each its own bounded pass."""
+    reaped = await reaper.run_once()
+    fired = await scheduler_for(reaper, log=log).run_once()
+    return {**reaped.as_dict(), "schedules": fired.as_dict()}
+
+
 def services(reaper: Reaper, leadership: Leadership, *, log: Logger) -> Coros:
     """The elected reaper's tasks, for `supervise`: stopped last-first, so
     nothing is reaped or exported after leadership is released. The depth
     gauges have one exporter, the leader, so they are never double counted."""
     depth = DepthRefresh(conn=reaper.conn, component="reaper")
-    s = reaper.settings
-    fire = Scheduler(reaper.conn, grace_seconds=s.schedule_grace_seconds,
-                     batch=s.schedule_batch, interval=s.interval_seconds, log=log)
+    fire = scheduler_for(reaper, log=log)
     return {
         "leadership": leadership.run(),
         "reaper": run_forever(WhileLeader(reaper, leadership), log=log),
