@@ -215,23 +215,29 @@ async def jobqueue_status(
                           logger)
 
 
-@kopf.on.event(G, V, "jobqueues")
-async def jobqueue_event(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+@kopf.on.delete(G, V, "jobqueues")
+async def jobqueue_deleted(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    """A deleted JobQueue's schedules stop firing and its limits go. Best effort, without a
-    finalizer: one deleted while no operator runs keeps its schedules in the
-    database until they are deleted there (`jobqueue schedule delete` cannot:
-    they are the JobQueue's; recreate and remove it, or delete the rows)."""
-    if event.get("type") != "DELETED":
-        return
+    """A deleted JobQueue's schedules stop firing and its limits go: its
+    finalizer stays until both are deleted from its database, retried while
+    that database is unreachable. A database that refuses us (gone, or its
+    credentials) would refuse forever: the deletion goes ahead with a
+    warning (an Event)."""
+    ctx: Context = memo.ctx
     try:
-        await queue_reconciler.forget_schedules(
-            memo.ctx, name=body.metadata.name or "", namespace=body.metadata.namespace,
+        done = await queue_reconciler.finalize(
+            ctx, name=body.metadata.name or "", namespace=body.metadata.namespace,
             spec=dict(body.spec),
         )
-    except Exception as exc:
+    except errors.DatabaseUnavailable as exc:
+        raise kopf.TemporaryError(str(exc), delay=ctx.settings.retry_seconds) from None
+    except errors.JobQueueError as exc:
         logger.warning("schedules or limits of the deleted JobQueue not removed: %s", exc)
+        return
+    if not done:
+        logger.warning("schedules or limits of the deleted JobQueue not removed: "
+                       "no database known")
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})

@@ -189,19 +189,27 @@ async def _database(
     return DatabaseState(st.Depth.of(rows), schedule_sync.status_of(synced.schedules), problem)
 
 
-async def forget_schedules(
+async def finalize(
     ctx: Context, *, name: str, namespace: str | None, spec: dict[str, Any]
-) -> None:
-    """The JobQueue is deleted: delete its schedules and limits from its database."""
+) -> bool:
+    """The JobQueue is being deleted: delete its schedules and limits from
+    its database (the jobs they fired stay). The database is the one its
+    Secret names; with the Secret gone too (a namespace being deleted takes
+    both at once), the operator's own. False when there is neither: nothing
+    to delete from. DatabaseUnavailable (and DatabaseRefused) pass to the
+    handler."""
     parsed = parse(spec)
-    if isinstance(parsed, st.Problem):
-        return
-    url = await database_url(ctx, namespace, parsed)
-    if isinstance(url, st.Problem):
-        return
+    url: str | None = None
+    if isinstance(parsed, models.JobQueueSpec):
+        found = await database_url(ctx, namespace, parsed)
+        url = found if isinstance(found, str) else None
+    url = url or ctx.dsn
+    if url is None:
+        return False
     owner = schedule_sync.owner_of(namespace, name)
     await ctx.databases.run(url, lambda pool: schedule_sync.forget(pool, owner=owner))
     await ctx.databases.run(url, lambda pool: limit_sync.forget(pool, owner=owner))
+    return True
 
 
 async def reconcile(

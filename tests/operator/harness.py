@@ -153,7 +153,8 @@ def operator_running(
             tenants = cluster.custom.list_cluster_custom_object(GROUP, VERSION, "tenants")
             for item in tenants["items"]:
                 cluster.delete("Tenant", item["metadata"]["name"])
-            # JobQueues would be resumed by the next module's operator on another database.
+            # JobQueues would be resumed by the next module's operator on another
+            # database, and carry our finalizer: delete them while we run.
             queues = cluster.custom.list_cluster_custom_object(GROUP, VERSION, "jobqueues")
             for item in queues["items"]:
                 meta = item["metadata"]
@@ -163,6 +164,11 @@ def operator_running(
                     lambda: not cluster.custom.list_cluster_custom_object(
                         GROUP, VERSION, "tenants")["items"],
                     timeout=20, interval=0.1, what="every Tenant gone")
+                # JobQueues carry our finalizer too (their schedules).
+                wait.eventually_sync(
+                    lambda: not cluster.custom.list_cluster_custom_object(
+                        GROUP, VERSION, "jobqueues")["items"],
+                    timeout=20, interval=0.1, what="every JobQueue gone")
             op.stop()
             proxy.stop()
 

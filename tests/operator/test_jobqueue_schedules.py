@@ -4,6 +4,7 @@ times in status, bad ones refused (docs/design.md, invariant 13)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -190,3 +191,62 @@ def test_the_schema_refuses_two_schedules_with_one_tenant_and_name(
         cluster.create(jobqueue(f"q-{uuid.uuid4().hex[:8]}", ns, [NIGHTLY, dict(NIGHTLY)]))
     assert rejected.value.status == 422
     assert "Duplicate" in str(rejected.value.body)
+
+
+async def test_deletion_waits_until_the_schedules_are_gone_from_the_database(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool, acme: TenantId
+) -> None:
+    """The finalizer: while the JobQueue's database is unreachable the
+    JobQueue stays (deleting), its schedules with it; once it answers, both go."""
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    secret = f"db-{name}"
+    cluster.secret(ns, secret, {"url": running.dsn})
+    body = jobqueue(name, ns, [{**NIGHTLY, "name": f"n-{name}"}])  # tenant and name: unique
+    body["spec"]["databaseSecretRef"] = {"name": secret, "key": "url"}
+    cluster.create(body)
+
+    async def synced() -> bool:
+        return bool(await owned(pool, ns, name))
+
+    await eventually(synced, what="the schedule in the database")
+    meta = cluster.get("JobQueue", name, ns)["metadata"]
+    assert "jobqueue.dev/finalizer" in meta.get("finalizers", [])
+
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    cluster.core.patch_namespaced_secret(secret, ns, {"stringData": {"url": dead}})
+    cluster.delete("JobQueue", name, ns)
+    await asyncio.sleep(3)  # a few retries against the dead URL
+    assert cluster.get("JobQueue", name, ns)["metadata"].get("deletionTimestamp")
+    assert await owned(pool, ns, name)  # nothing lost while it could not reach it
+
+    cluster.core.patch_namespaced_secret(secret, ns, {"stringData": {"url": running.dsn}})
+
+    async def gone() -> bool:
+        return not cluster.exists("JobQueue", name, ns) and not await owned(pool, ns, name)
+
+    await eventually(gone, timeout=30, what="the JobQueue and its schedules gone")
+
+
+async def test_a_jobqueue_deleted_with_its_secret_still_loses_its_schedules(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool, acme: TenantId
+) -> None:
+    """As when its namespace is deleted: the Secret may go first; the
+    operator's own database is then the one cleaned."""
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    secret = f"db-{name}"
+    cluster.secret(ns, secret, {"url": running.dsn})
+    body = jobqueue(name, ns, [{**NIGHTLY, "name": f"n-{name}"}])  # tenant and name: unique
+    body["spec"]["databaseSecretRef"] = {"name": secret, "key": "url"}
+    cluster.create(body)
+
+    async def synced() -> bool:
+        return bool(await owned(pool, ns, name))
+
+    await eventually(synced, what="the schedule in the database")
+    cluster.core.delete_namespaced_secret(secret, ns)
+    cluster.delete("JobQueue", name, ns)
+
+    async def gone() -> bool:
+        return not cluster.exists("JobQueue", name, ns) and not await owned(pool, ns, name)
+
+    await eventually(gone, timeout=30, what="the JobQueue and its schedules gone")
