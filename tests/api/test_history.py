@@ -148,3 +148,23 @@ async def test_retrying_an_archived_job_whose_key_was_reused_is_a_409(
     # Nothing moved: the old job is still in history, the new one queued.
     assert await _in_history(api_pool, job["id"])
     assert (await client_a.get(f"/v1/jobs/{newer['id']}")).json()["status"] == "queued"
+
+
+async def test_retry_all_matching_takes_the_hot_jobs_then_those_in_history(
+    client_a: httpx.AsyncClient, api_pool: db.Pool, tenant_a: Any
+) -> None:
+    q = _queue()
+    made = [(await _submit(client_a, q)).json()["id"] for _ in range(5)]
+    await _finish(api_pool, q, 5, dead=True)
+    assert await _archive(api_pool, tenant_a.id, made[:3]) == 3  # 3 in history, 2 hot
+    # One in history whose key a newer job took: left there, not counted as "more".
+    reused = (await client_a.get(f"/v1/jobs/{made[0]}")).json()["idempotency_key"]
+    await _submit(client_a, _queue(), reused)
+
+    r = await client_a.post("/v1/jobs/retry", json={"queue": q, "limit": 3})
+    assert r.json() == {"changed": 3, "more": True}  # two hot, then one from history
+    r = await client_a.post("/v1/jobs/retry", json={"queue": q, "limit": 3})
+    assert r.json() == {"changed": 1, "more": False}
+    statuses = [(await client_a.get(f"/v1/jobs/{i}")).json()["status"] for i in made]
+    assert statuses == ["dlq", "queued", "queued", "queued", "queued"]
+    assert [await _in_history(api_pool, i) for i in made] == [True, False, False, False, False]

@@ -5,7 +5,8 @@ one statement locks the batch (db/sql/bulk.sql), then the statement of
 `jobs.retry` or `jobs.cancel` changes it, so the transitions are written
 once. It says whether more remain, so a caller loops instead of one request
 locking a million rows. Jobs a worker holds at that moment are skipped, not
-waited for; the next call finds them.
+waited for; the next call finds them. Retry takes the jobs in history too,
+after the hot table's (db/history.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from jobqueue import errors
-from jobqueue.db import Pool, jobs, queries, translate
+from jobqueue.db import Pool, history, jobs, queries, translate
 from jobqueue.db.listing import Filter
 from jobqueue.models import JobStatus, TenantId
 
@@ -65,9 +66,18 @@ async def retry(
     limit: int = MAX_LIMIT,
     reset_attempts: bool = False,
 ) -> BulkResult:
-    """Up to `limit` dlq|cancelled jobs matching `where` -> queued."""
+    """Up to `limit` dlq|cancelled jobs matching `where` -> queued: those in
+    the hot table first, then those in history (moved back)."""
     _check(where, limit, RETRYABLE, "retried")
-    return await _run(pool, "retry", RETRYABLE, tenant_id, where, limit, reset_attempts)
+    hot = await _run(pool, "retry", RETRYABLE, tenant_id, where, limit, reset_attempts)
+    async with pool.acquire() as conn, conn.transaction():
+        rest = limit - hot.changed  # 0 still counts whether history holds more
+        picked = await conn.fetchrow(Q["pick_archived"], tenant_id, *where.args(), rest)
+        found = (await conn.fetch(history.Q["retry_archived"], picked["ids"], tenant_id,
+                                  reset_attempts)) if picked["ids"] else []
+    both = Counter(hot.by_tenant) + Counter(TenantId(r["tenant_id"]) for r in found)
+    return BulkResult(by_tenant=dict(both),
+                      more=hot.more or picked["matching"] > len(found))
 
 
 @translate

@@ -73,7 +73,7 @@ async def retry_archived(
     """A dlq or cancelled job of history back to `jobs`, queued; None when
     history holds no such job."""
     try:
-        r = await conn.fetchrow(Q["retry_archived"], job_id, tenant_id, reset_attempts)
+        r = await conn.fetchrow(Q["retry_archived"], [job_id], tenant_id, reset_attempts)
     except asyncpg.UniqueViolationError as exc:
         raise errors.InvalidTransition(
             f"job {job_id} cannot be retried: its idempotency key now names another job"

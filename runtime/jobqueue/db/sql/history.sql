@@ -61,13 +61,14 @@ SELECT c.relname AS name, greatest(c.reltuples, 0)::bigint AS rows_estimate
  ORDER BY c.relname;
 
 -- name: retry_archived
--- dlq|cancelled -> queued for a job already in history: it moves back to
--- `jobs` in one statement, with its id, seq and creation time (so it keeps
--- its place in listings), as jobs.sql's `retry` sets it. A key another
--- job took meanwhile makes the INSERT fail, and the DELETE with it.
+-- dlq|cancelled -> queued for the jobs $1 of tenant $2 already in history:
+-- they move back to `jobs` in one statement, with their id, seq and
+-- creation time (so they keep their place in listings), as jobs.sql's
+-- `retry` sets them. A key another job took meanwhile makes the INSERT
+-- fail, and the DELETE with it.
 WITH back AS (
     DELETE FROM jobs_history h
-     WHERE h.id = $1 AND ($2::text IS NULL OR h.tenant_id = $2)
+     WHERE h.id = ANY ($1::uuid[]) AND ($2::text IS NULL OR h.tenant_id = $2)
        AND h.status IN ('dlq', 'cancelled')
     RETURNING h.*
 )
