@@ -97,6 +97,44 @@ CREATE INDEX jobs_tenant_status_recent ON public.jobs USING btree (tenant_id, st
 CREATE INDEX jobs_tenant_type_recent ON public.jobs USING btree (tenant_id, type, created_at DESC, seq DESC);
 CREATE INDEX jobs_unique ON public.jobs USING btree (tenant_id, unique_key, created_at DESC) WHERE (unique_key IS NOT NULL);
 
+CREATE TABLE jobs_history (
+    id uuid NOT NULL,
+    seq bigint NOT NULL,
+    tenant_id text NOT NULL,
+    queue text NOT NULL,
+    type text NOT NULL,
+    payload jsonb NOT NULL,
+    status job_status NOT NULL,
+    priority smallint NOT NULL,
+    attempt integer NOT NULL,
+    max_attempts integer NOT NULL,
+    timeout_seconds integer NOT NULL,
+    idempotency_key text,
+    request_fingerprint text,
+    lease_owner text,
+    lease_token uuid,
+    lease_expires_at timestamp with time zone,
+    scheduled_at timestamp with time zone NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    leased_at timestamp with time zone,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    last_error text,
+    errors jsonb NOT NULL,
+    result jsonb,
+    trace_context jsonb,
+    unique_key text,
+    progress double precision,
+    progress_note text,
+    limited boolean
+) PARTITION BY RANGE (finished_at);
+CREATE INDEX jobs_history_id ON public.jobs_history USING btree (id);
+CREATE INDEX jobs_history_tenant_queue_recent ON public.jobs_history USING btree (tenant_id, queue, created_at DESC, seq DESC);
+CREATE INDEX jobs_history_tenant_recent ON public.jobs_history USING btree (tenant_id, created_at DESC, seq DESC);
+CREATE INDEX jobs_history_tenant_status_recent ON public.jobs_history USING btree (tenant_id, status, created_at DESC, seq DESC);
+CREATE INDEX jobs_history_tenant_type_recent ON public.jobs_history USING btree (tenant_id, type, created_at DESC, seq DESC);
+
 CREATE TABLE leaders (
     name text NOT NULL,
     holder text NOT NULL,
@@ -199,10 +237,13 @@ CREATE TABLE schedules (
     last_job_id uuid,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    last_skipped_at timestamp with time zone,
+    last_skip_reason text,
     CONSTRAINT schedules_pkey PRIMARY KEY (id),
     CONSTRAINT schedules_name UNIQUE (tenant_id, name),
     CONSTRAINT schedules_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants(id) ON DELETE CASCADE,
     CONSTRAINT schedules_cron_check CHECK (((length(cron) >= 1) AND (length(cron) <= 200))),
+    CONSTRAINT schedules_last_skip_reason_check CHECK ((last_skip_reason = ANY (ARRAY['overlap'::text, 'backlog_full'::text, 'tenant_disabled'::text]))),
     CONSTRAINT schedules_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 1000))),
     CONSTRAINT schedules_missed_check CHECK ((missed = ANY (ARRAY['skip'::text, 'run_once'::text]))),
     CONSTRAINT schedules_name_check CHECK ((name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'::text)),
@@ -249,7 +290,74 @@ CREATE TABLE tenants (
     CONSTRAINT tenants_weight_check CHECK (((weight >= 1) AND (weight <= 1000)))
 );
 
+CREATE VIEW jobs_all AS
+ SELECT jobs.id,
+    jobs.seq,
+    jobs.tenant_id,
+    jobs.queue,
+    jobs.type,
+    jobs.payload,
+    jobs.status,
+    jobs.priority,
+    jobs.attempt,
+    jobs.max_attempts,
+    jobs.timeout_seconds,
+    jobs.idempotency_key,
+    jobs.request_fingerprint,
+    jobs.lease_owner,
+    jobs.lease_token,
+    jobs.lease_expires_at,
+    jobs.scheduled_at,
+    jobs.created_at,
+    jobs.leased_at,
+    jobs.started_at,
+    jobs.finished_at,
+    jobs.updated_at,
+    jobs.last_error,
+    jobs.errors,
+    jobs.result,
+    jobs.trace_context,
+    jobs.unique_key,
+    jobs.progress,
+    jobs.progress_note,
+    jobs.limited
+   FROM jobs
+UNION ALL
+ SELECT jobs_history.id,
+    jobs_history.seq,
+    jobs_history.tenant_id,
+    jobs_history.queue,
+    jobs_history.type,
+    jobs_history.payload,
+    jobs_history.status,
+    jobs_history.priority,
+    jobs_history.attempt,
+    jobs_history.max_attempts,
+    jobs_history.timeout_seconds,
+    jobs_history.idempotency_key,
+    jobs_history.request_fingerprint,
+    jobs_history.lease_owner,
+    jobs_history.lease_token,
+    jobs_history.lease_expires_at,
+    jobs_history.scheduled_at,
+    jobs_history.created_at,
+    jobs_history.leased_at,
+    jobs_history.started_at,
+    jobs_history.finished_at,
+    jobs_history.updated_at,
+    jobs_history.last_error,
+    jobs_history.errors,
+    jobs_history.result,
+    jobs_history.trace_context,
+    jobs_history.unique_key,
+    jobs_history.progress,
+    jobs_history.progress_note,
+    jobs_history.limited
+   FROM jobs_history;
+
 -- Functions, each defined in runtime/jobqueue/db/:
+-- jobqueue_history_drop(p_before timestamp with time zone, p_wait_ms integer) RETURNS SETOF text: functions/history.sql
+-- jobqueue_history_ensure(p_from date, p_to date) RETURNS integer: functions/history.sql
 -- jobqueue_job_class(p_priority smallint, p_scheduled_at timestamp with time zone) RETURNS integer: functions/lease_tenants.sql
 -- jobqueue_jobs_changed() RETURNS trigger: functions/jobs_changed.sql
 -- jobqueue_lease(p_queue text, p_worker text, p_limit integer, p_lease_seconds double precision, p_status job_status) RETURNS SETOF jobs: functions/lease.sql

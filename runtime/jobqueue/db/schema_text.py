@@ -34,8 +34,13 @@ def _column(r: Record) -> str:
     return out
 
 
-def _table(name: str, options: list[str] | None, body: list[str], indexes: list[str]) -> str:
+def _table(
+    name: str, options: list[str] | None, body: list[str], indexes: list[str],
+    partition_by: str | None = None,
+) -> str:
     text = f"CREATE TABLE {name} (\n" + ",\n".join(body) + "\n)"
+    if partition_by:
+        text += f" PARTITION BY {partition_by}"
     if options:
         text += " WITH (" + ", ".join(options) + ")"
     return "\n".join([text + ";", *(f"{i};" for i in indexes)])
@@ -61,7 +66,10 @@ async def render(conn: Executor) -> str:
         labels = ", ".join(f"'{label}'" for label in r["labels"])
         parts.append(f"CREATE TYPE {r['name']} AS ENUM ({labels});")
     for r in await conn.fetch(Q["tables"]):
-        parts.append(_table(r["name"], r["options"], body[r["name"]], indexes[r["name"]]))
+        parts.append(_table(r["name"], r["options"], body[r["name"]], indexes[r["name"]],
+                            r["partition_by"]))
+    for r in await conn.fetch(Q["views"]):
+        parts.append(f"CREATE VIEW {r['name']} AS\n{r['definition'].rstrip(';')};")
     files = migrations.definitions()
     functions = [
         f"-- {r['name']}({r['arguments']}) RETURNS {r['result']}: {_defined_in(r['name'], files)}"

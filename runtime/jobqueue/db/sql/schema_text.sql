@@ -9,10 +9,20 @@ SELECT t.typname AS name, array_agg(e.enumlabel ORDER BY e.enumsortorder) AS lab
  ORDER BY t.typname;
 
 -- name: tables
-SELECT c.relname AS name, c.reloptions AS options
+-- Partitioned tables with their key; not their partitions (the reaper
+-- makes those by date, so no two databases have the same ones).
+SELECT c.relname AS name, c.reloptions AS options,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_by
   FROM pg_class c
- WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT c.relispartition
    AND c.relname NOT IN ('schema_migrations', 'schema_functions')
+ ORDER BY c.relname;
+
+-- name: views
+SELECT c.relname AS name, pg_get_viewdef(c.oid) AS definition
+  FROM pg_class c
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'v'
  ORDER BY c.relname;
 
 -- name: columns
@@ -22,7 +32,8 @@ SELECT c.relname AS table_name, a.attname AS name,
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT c.relispartition
    AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY c.relname, a.attnum;
 
@@ -37,11 +48,14 @@ SELECT c.conrelid::regclass::text AS table_name, c.conname AS name,
 
 -- name: indexes
 -- Not those a constraint made: the constraint says them.
-SELECT t.relname AS table_name, pg_get_indexdef(i.indexrelid) AS definition
+SELECT t.relname AS table_name,
+       -- a partitioned table's index reads ON ONLY: built as written here it
+       -- covers every partition too (migration 14)
+       replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ') AS definition
   FROM pg_index i
   JOIN pg_class t ON t.oid = i.indrelid
   JOIN pg_class x ON x.oid = i.indexrelid
- WHERE t.relnamespace = 'public'::regnamespace
+ WHERE t.relnamespace = 'public'::regnamespace AND NOT t.relispartition
    AND t.relname NOT IN ('schema_migrations', 'schema_functions')
    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
  ORDER BY t.relname, x.relname;
