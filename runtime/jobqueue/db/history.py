@@ -1,5 +1,6 @@
 """Finished jobs' history: moved out of the hot table in batches, kept in
-day partitions, dropped a whole day at a time (schema.sql, version 14).
+day partitions, dropped a whole day at a time (versions/0014_job_history.sql,
+functions/history.sql).
 
 Only the elected reaper calls `ensure_partitions`, `archive` and
 `drop_expired`; readers see history through the view `jobs_all`

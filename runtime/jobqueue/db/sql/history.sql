@@ -1,6 +1,7 @@
 -- History: finished jobs move from `jobs` to the day partitions of
--- `jobs_history`, and retention drops whole partitions (schema.sql,
--- version 14). Only the elected reaper runs these, never the hot path.
+-- `jobs_history`, and retention drops whole partitions (migration 0014,
+-- functions/history.sql). Only the elected reaper runs these, never the
+-- hot path.
 --
 -- Days are UTC. The oldest day kept is the day that holds now() minus
 -- retention ($1 seconds): its partition ends after that instant, so it
