@@ -3,6 +3,7 @@ partitions, retention drops whole partitions, and readers see both tables."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -179,3 +180,18 @@ async def _plan(conn: Any, name: str, *args: object) -> list[dict[str, Any]]:
         out.append(n)
         todo += n.get("Plans", [])
     return out
+
+
+async def test_reapers_of_several_queues_make_and_drop_partitions_side_by_side(
+    pool: db.Pool,
+) -> None:
+    """Each JobQueue has its own elected reaper; on a shared database they
+    race to make the same days and to drop the same ones."""
+    made = await asyncio.gather(*(history.ensure_partitions(pool, retention_seconds=WEEK)
+                                  for _ in range(6)))
+    assert sum(made) == 3 and len(await _partitions(pool)) == 3
+    await pool.execute("SELECT jobqueue_history_ensure(current_date - 20, current_date - 18)")
+    dropped = await asyncio.gather(*(history.drop_expired(pool, retention_seconds=WEEK)
+                                     for _ in range(4)))
+    assert all(len(d) <= 3 for d in dropped) and any(dropped)
+    assert len(await _partitions(pool)) == 3

@@ -1,5 +1,7 @@
 -- The history's day partitions (migration 14): made ahead and dropped
--- whole by the elected reaper (db/sql/history.sql).
+-- whole by the elected reaper (db/sql/history.sql). Every JobQueue has a
+-- reaper of its own and they may share a database, so two may run these at
+-- once: each tolerates the other having done it first.
 
 -- Create the missing day partitions (UTC days) from p_from to p_to;
 -- returns how many it created. Names are jobs_history_YYYYMMDD, which
@@ -12,11 +14,16 @@ DECLARE
 BEGIN
     FOR d IN SELECT g::date FROM generate_series(p_from, p_to, interval '1 day') g LOOP
         IF to_regclass('jobs_history_' || to_char(d, 'YYYYMMDD')) IS NULL THEN
-            EXECUTE format(
-                'CREATE TABLE %I PARTITION OF jobs_history FOR VALUES FROM (%L) TO (%L)',
-                'jobs_history_' || to_char(d, 'YYYYMMDD'),
-                d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
-            made := made + 1;
+            BEGIN
+                EXECUTE format(
+                    'CREATE TABLE %I PARTITION OF jobs_history FOR VALUES FROM (%L) TO (%L)',
+                    'jobs_history_' || to_char(d, 'YYYYMMDD'),
+                    d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+                made := made + 1;
+            EXCEPTION WHEN duplicate_table OR unique_violation OR invalid_object_definition THEN
+                -- Another reaper (each JobQueue has one) made it meanwhile.
+                NULL;
+            END;
         END IF;
     END LOOP;
     RETURN made;
@@ -43,7 +50,8 @@ BEGIN
          ORDER BY c.relname
     LOOP
         BEGIN
-            EXECUTE format('DROP TABLE %I', part);
+            -- IF EXISTS: another reaper may have dropped it while we waited.
+            EXECUTE format('DROP TABLE IF EXISTS %I', part);
             RETURN NEXT part;
         EXCEPTION WHEN lock_not_available THEN
             RETURN;
