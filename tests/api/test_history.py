@@ -168,3 +168,30 @@ async def test_retry_all_matching_takes_the_hot_jobs_then_those_in_history(
     statuses = [(await client_a.get(f"/v1/jobs/{i}")).json()["status"] for i in made]
     assert statuses == ["dlq", "queued", "queued", "queued", "queued"]
     assert [await _in_history(api_pool, i) for i in made] == [True, False, False, False, False]
+
+
+async def test_days_past_retention_vanish_from_the_api_and_younger_ones_stay(
+    client_a: httpx.AsyncClient, api_pool: db.Pool, tenant_a: Any
+) -> None:
+    q = _queue()
+    old = [(await _submit(client_a, q, f"old-{i}-{q}")).json()["id"] for i in range(3)]
+    young = [(await _submit(client_a, q)).json()["id"] for _ in range(2)]
+    await _finish(api_pool, q, 5)
+    await api_pool.execute(
+        "UPDATE jobs SET finished_at = now() - make_interval(days => $2) WHERE id = ANY($1)",
+        [uuid.UUID(i) for i in old], 5)
+    assert await _archive(api_pool, tenant_a.id, young) == 5  # young: 2 days, old: 5
+    # A shorter retention: the day five back is past it and dropped whole.
+    dropped = await Reaper(api_pool, ReaperSettings(retention_seconds=4 * 86400),
+                           log=log).run_once()
+    assert dropped.partitions_dropped == 1 and dropped.expired == 0
+    for i in old:
+        r = await client_a.get(f"/v1/jobs/{i}")
+        assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+    for i in young:
+        assert (await client_a.get(f"/v1/jobs/{i}")).json()["status"] == "succeeded"
+    page = (await client_a.get("/v1/jobs", params={"queue": q})).json()
+    assert sorted(j["id"] for j in page["jobs"]) == sorted(young) and page["total"] == 2
+    # A dropped job's key names nothing any more: a new job.
+    again = await _submit(client_a, q, f"old-0-{q}")
+    assert again.status_code == 201 and again.json()["id"] not in old
