@@ -164,8 +164,11 @@ async def submit_many(
 
 @translate
 async def get(conn: Executor, *, job_id: JobId, tenant_id: TenantId | None = None) -> Job:
-    """The job, if it exists and (when `tenant_id` is given) is that tenant's."""
+    """The job, if it exists and (when `tenant_id` is given) is that tenant's,
+    in the hot table or in history."""
     r = await conn.fetchrow(Q["get"], job_id, tenant_id)
+    if r is None:
+        r = await conn.fetchrow(Q["get_anywhere"], job_id, tenant_id)
     if r is None:
         raise errors.JobNotFound(f"job {job_id} not found")
     return rows.job(r)

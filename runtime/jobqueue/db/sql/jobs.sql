@@ -52,7 +52,13 @@ SELECT count(*) >= $2 AS full
   FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 AND status = 'queued' LIMIT $2) q;
 
 -- name: get
--- Finished jobs past the archive window are in history (jobs_all).
+-- The hot table alone: one primary-key probe for the jobs clients poll.
+SELECT * FROM jobs WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
+
+-- name: get_anywhere
+-- Not in the hot table: finished past the archive window (history), or
+-- moving between the two since the first look; jobs_all reads both in one
+-- snapshot, so a job is found wherever it is now.
 SELECT * FROM jobs_all WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2);
 
 -- name: cancel
