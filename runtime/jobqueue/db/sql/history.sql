@@ -77,13 +77,13 @@ INSERT INTO jobs (id, seq, tenant_id, queue, type, payload, status, priority, at
                   max_attempts, timeout_seconds, idempotency_key, request_fingerprint,
                   scheduled_at, created_at, leased_at, started_at, finished_at, updated_at,
                   last_error, errors, result, trace_context, progress, progress_note,
-                  unique_key)
+                  unique_key, limited)
 OVERRIDING SYSTEM VALUE
 SELECT b.id, b.seq, b.tenant_id, b.queue, b.type, b.payload, 'queued', b.priority,
        CASE WHEN $3::boolean THEN 0 ELSE least(b.attempt, b.max_attempts - 1) END,
        b.max_attempts, b.timeout_seconds, b.idempotency_key, b.request_fingerprint,
        now(), b.created_at, b.leased_at, b.started_at, NULL, now(),
        b.last_error, b.errors, NULL, b.trace_context, b.progress, b.progress_note,
-       b.unique_key
+       b.unique_key, b.limited
   FROM back b
 RETURNING *;
