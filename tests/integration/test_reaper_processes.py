@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from jobqueue import db
 from jobqueue.db import leaders, leases, schedules
@@ -91,6 +92,16 @@ async def test_one_reaper_of_three_leads_and_sigkill_hands_over(
     assert codes == [0, 0]  # the survivors stop cleanly on SIGTERM
 
 
+async def reaper_once(dsn: str) -> Any:
+    """`jobqueue reaper --once` as a real process: the JSON it printed."""
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "jobqueue.cli", "reaper", "--once"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "DATABASE_URL": dsn})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 async def test_reaper_once_prints_what_it_did(dsn: str, pool: db.Pool) -> None:
     t = await factories.tenant(pool)
     await factories.submit(pool, t.id)
@@ -103,15 +114,14 @@ async def test_reaper_once_prints_what_it_did(dsn: str, pool: db.Pool) -> None:
     await pool.execute("UPDATE schedules SET next_fire_at = date_trunc('minute', now())"
                        " - interval '1 minute'")
     await asyncio.sleep(0.2)
-    out = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "jobqueue.cli", "reaper", "--once"],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
-        env={**os.environ, "DATABASE_URL": dsn})
-    assert out.returncode == 0, out.stderr
-    did = json.loads(out.stdout.strip().splitlines()[-1])
+    did = await reaper_once(dsn)
     fired = await pool.fetchval("SELECT count(*) FROM jobs WHERE type = 'tick'")
     assert fired >= 2  # a minute ago and this minute (and the next, had it begun meanwhile)
     assert did == {
         "requeued": 1, "dead_lettered": 1, "archived": 0, "expired": 0,
         "partitions_dropped": 0,
         "schedules": {"fired": fired, "overlapped": 0, "missed": 0, "refused": 0}}
+    # Again: no fire time fires twice (only a minute begun since could fire).
+    assert (await reaper_once(dsn))["schedules"]["fired"] <= 1
+    assert await pool.fetchval("SELECT count(DISTINCT idempotency_key) = count(*) FROM jobs"
+                               " WHERE type = 'tick'")
