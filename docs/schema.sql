@@ -239,6 +239,7 @@ CREATE TABLE schedules (
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     last_skipped_at timestamp with time zone,
     last_skip_reason text,
+    skipped_fires bigint NOT NULL DEFAULT 0,
     CONSTRAINT schedules_pkey PRIMARY KEY (id),
     CONSTRAINT schedules_name UNIQUE (tenant_id, name),
     CONSTRAINT schedules_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants(id) ON DELETE CASCADE,

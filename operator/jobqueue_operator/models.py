@@ -378,6 +378,11 @@ class ScheduleStatus(_Model):
     name: str
     next_fire_time: str | None = Field(None, json_schema_extra={"format": "date-time"})
     last_fire_time: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    last_skip_time: str | None = Field(
+        None, json_schema_extra={"format": "date-time"},
+        description="the latest fire time that made no job (dropped, not retried)")
+    last_skip_reason: Literal["overlap", "tenant_disabled", "backlog_full"] | None = None
+    skipped_fires: int | None = Field(None, description="fire times that made no job")
 
 
 class JobQueueStatus(_Status):

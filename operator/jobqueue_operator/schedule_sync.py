@@ -78,16 +78,22 @@ async def forget(pool: Pool, *, owner: str) -> None:
 
 
 def status_of(found: Sequence[Schedule]) -> list[dict[str, Any]]:
-    """status.schedules (pure); lastFireTime only once it fired (the
-    apiserver drops nulls inside a list, which would make kopf re-patch)."""
+    """status.schedules (pure); lastFireTime only once it fired, the skip
+    fields only once a fire time made no job (the apiserver drops nulls
+    inside a list, which would make kopf re-patch)."""
 
     def ts(v: Any) -> str:
         return str(v.isoformat().replace("+00:00", "Z"))
 
     out: list[dict[str, Any]] = []
     for s in found:
-        item = {"tenant": s.tenant_id, "name": s.spec.name, "nextFireTime": ts(s.next_fire_at)}
+        item: dict[str, Any] = {"tenant": s.tenant_id, "name": s.spec.name,
+                                "nextFireTime": ts(s.next_fire_at)}
         if s.last_fire_at is not None:
             item["lastFireTime"] = ts(s.last_fire_at)
+        if s.last_skipped_at is not None and s.last_skip_reason is not None:
+            item["lastSkipTime"] = ts(s.last_skipped_at)
+            item["lastSkipReason"] = s.last_skip_reason.value
+            item["skippedFires"] = s.skipped_fires
         out.append(item)
     return out

@@ -8,6 +8,7 @@ anything is written (docs/design.md, invariant 13).
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,15 @@ class ScheduleSpec:
     missed: MissedPolicy = MissedPolicy.SKIP
 
 
+class SkipReason(enum.StrEnum):
+    """Why a fire time made no job: the doors a submission meets (the
+    tenant's API rate limit is not one of them: docs/design.md, invariant 13)."""
+
+    OVERLAP = "overlap"  # overlap skip, and the last fire's job is unfinished
+    TENANT_DISABLED = "tenant_disabled"
+    BACKLOG_FULL = "backlog_full"  # the tenant's queued jobs are at its max_queued
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     id: uuid.UUID
@@ -42,9 +52,9 @@ class Schedule:
     last_job_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
-    # The last fire time not fired, and why: "overlap", "backlog_full", "tenant_disabled".
-    last_skipped_at: datetime | None = None
-    last_skip_reason: str | None = None
+    last_skipped_at: datetime | None = None  # the latest fire time that made no job
+    last_skip_reason: SkipReason | None = None
+    skipped_fires: int = 0  # fire times that made no job, ever
 
 
 def check(spec: ScheduleSpec) -> cron.Cron:

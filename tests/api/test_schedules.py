@@ -32,6 +32,7 @@ async def test_put_creates_then_replaces_and_get_list_delete_answer(
         tenant_a.id, n, "30 2 * * *", "Europe/Berlin", "high")
     assert (s["overlap"], s["missed"], s["owner"], s["last_fire_at"]) == (
         "skip", "run_once", None, None)
+    assert (s["last_skipped_at"], s["last_skip_reason"], s["skipped_fires"]) == (None, None, 0)
     assert s["next_fire_at"].endswith(("T00:30:00Z", "T01:30:00Z"))  # 02:30 Berlin, in UTC
     again = await client_a.put(f"/v1/schedules/{n}", json={**BODY, "data": {"kind": "x"}})
     assert again.status_code == 200 and again.json()["next_fire_at"] == s["next_fire_at"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -12,7 +12,7 @@ from jobqueue import cron
 from jobqueue.api.schemas import QUEUE_PATTERN, TYPE_PATTERN, JsonData, PriorityName
 from jobqueue.cron import MissedPolicy, OverlapPolicy
 from jobqueue.models import Priority
-from jobqueue.scheduling import Schedule, ScheduleSpec
+from jobqueue.scheduling import Schedule, ScheduleSpec, SkipReason
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -66,13 +66,15 @@ class ScheduleOut(BaseModel):
     next_fire_at: datetime
     last_fire_at: datetime | None
     last_job_id: uuid.UUID | None
+    last_skipped_at: datetime | None = Field(
+        description="the latest fire time that made no job; null: none yet")
+    last_skip_reason: SkipReason | None = Field(
+        description="why: overlap (policy skip, the last job unfinished), tenant_disabled, "
+        "or backlog_full (the tenant's queued jobs at its max_queued); such fire times "
+        "are dropped, not retried")
+    skipped_fires: int = Field(description="fire times that made no job, since creation")
     created_at: datetime
     updated_at: datetime
-    last_skipped_at: datetime | None = Field(
-        None, description="the last fire time that fired no job (see last_skip_reason)")
-    last_skip_reason: Literal["overlap", "backlog_full", "tenant_disabled"] | None = Field(
-        None, description="overlap: the last fire's job unfinished (overlap skip); "
-        "backlog_full: the tenant had max_queued jobs queued; tenant_disabled")
 
     @classmethod
     def of(cls, s: Schedule) -> ScheduleOut:
@@ -83,9 +85,8 @@ class ScheduleOut(BaseModel):
             priority=p.priority.name.lower(),
             max_attempts=p.max_attempts, overlap=p.overlap, missed=p.missed, owner=s.owner,
             next_fire_at=s.next_fire_at, last_fire_at=s.last_fire_at, last_job_id=s.last_job_id,
-            created_at=s.created_at, updated_at=s.updated_at,
-            last_skipped_at=s.last_skipped_at,
-            last_skip_reason=s.last_skip_reason,  # the column CHECKs the same three
+            last_skipped_at=s.last_skipped_at, last_skip_reason=s.last_skip_reason,
+            skipped_fires=s.skipped_fires, created_at=s.created_at, updated_at=s.updated_at,
         )
 
 

@@ -71,7 +71,8 @@ def as_json(s: Schedule, **extra: object) -> dict[str, Any]:
         "last_fire_at": s.last_fire_at.isoformat() if s.last_fire_at else None,
         "last_job_id": str(s.last_job_id) if s.last_job_id else None,
         "last_skipped_at": s.last_skipped_at.isoformat() if s.last_skipped_at else None,
-        "last_skip_reason": s.last_skip_reason,
+        "last_skip_reason": s.last_skip_reason.value if s.last_skip_reason else None,
+        "skipped_fires": s.skipped_fires,
         **extra,
     }
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from jobqueue import cron, errors, scheduling
 from jobqueue.db import Executor, Record, queries, translate
 from jobqueue.models import Priority, TenantId
-from jobqueue.scheduling import Schedule, ScheduleSpec
+from jobqueue.scheduling import Schedule, ScheduleSpec, SkipReason
 
 Q = queries.load("schedules")
 
@@ -32,8 +32,13 @@ def _schedule(r: Record) -> Schedule:
         id=r["id"], tenant_id=TenantId(r["tenant_id"]), spec=spec, owner=r["owner"],
         next_fire_at=r["next_fire_at"], last_fire_at=r["last_fire_at"],
         last_job_id=r["last_job_id"], created_at=r["created_at"], updated_at=r["updated_at"],
-        last_skipped_at=r["last_skipped_at"], last_skip_reason=r["last_skip_reason"],
+        last_skipped_at=r["last_skipped_at"], last_skip_reason=_reason(r["last_skip_reason"]),
+        skipped_fires=r["skipped_fires"],
     )
+
+
+def _reason(value: str | None) -> SkipReason | None:
+    return None if value is None else SkipReason(value)
 
 
 @translate
@@ -114,12 +119,8 @@ async def due(conn: Executor, *, limit: int) -> list[Due]:
 
 @dataclass(frozen=True, slots=True)
 class Fired:
-    job_id: uuid.UUID | None  # None: nothing inserted (refused, or only advanced)
-    skipped: str | None  # why it was refused: overlap, backlog_full, tenant_disabled
-
-    @property
-    def overlapped(self) -> bool:
-        return self.skipped == "overlap"
+    job_id: uuid.UUID | None  # None: nothing inserted (skipped, or only advanced)
+    skipped: SkipReason | None  # why a fire time made no job
 
 
 @translate
@@ -132,9 +133,13 @@ async def fire(
     next_fire_at: datetime,
 ) -> Fired | None:
     """Fire `fire_time` (None: only advance) and move the schedule to
-    `next_fire_at`, if its next fire time is still `expected`; None if not."""
+    `next_fire_at`, if its next fire time is still `expected`; None if not.
+
+    A fire time the overlap policy, a disabled tenant or the tenant's full
+    backlog (max_queued) refuses is dropped and recorded on the schedule
+    (`Fired.skipped`), never retried."""
     key = cron.idempotency_key(schedule_id, fire_time) if fire_time is not None else None
     r = await conn.fetchrow(Q["fire"], schedule_id, expected, fire_time, next_fire_at, key)
     if r is None:
         return None
-    return Fired(job_id=r["job_id"], skipped=r["skipped"])
+    return Fired(job_id=r["job_id"], skipped=_reason(r["skip"]))

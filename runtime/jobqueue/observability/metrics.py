@@ -69,8 +69,8 @@ LEASE_EXPIRED = Counter(
 SCHEDULE_FIRES = Counter(
     "schedule_fires",
     "Fire times of schedules the reaper handled: fired, overlap (skipped: the last fire's "
-    "job unfinished), backlog (refused: the tenant's max_queued reached), disabled (refused: "
-    "the tenant is disabled), missed (skipped after downtime)",
+    "job unfinished), tenant_disabled, backlog_full (skipped: the tenant's max_queued "
+    "reached), missed (skipped after downtime)",
     ["outcome"],
 )
 HISTORY_ARCHIVED = Counter(

@@ -14,7 +14,7 @@ from jobqueue.db import jobs, schedules
 from jobqueue.models import JobStatus, TenantId
 from jobqueue.observability import logging as obslog
 from jobqueue.reaper.scheduler import Scheduler
-from jobqueue.scheduling import ScheduleSpec
+from jobqueue.scheduling import ScheduleSpec, SkipReason
 from tests import factories
 
 EVERY_MINUTE = ScheduleSpec(name="tick", cron="* * * * *", type="tick", data={"a": 1})
@@ -140,9 +140,11 @@ async def test_overlap_skip_waits_for_the_last_fires_job_to_finish(pool: db.Pool
         EVERY_MINUTE, overlap=OverlapPolicy.SKIP))
     await rewind(pool, "tick", 3)
     result = await scheduler(pool).run_once()
-    assert result.fired == 1 and result.overlapped >= 3
+    assert result.fired == 1 and result.overlapped >= 3 and result.refused == 0
     only = await schedules.get(pool, tenant_id=t.id, name="tick")
     assert only.last_job_id is not None
+    # Each skipped fire time is recorded on the schedule.
+    assert (only.last_skip_reason, only.skipped_fires) == (SkipReason.OVERLAP, result.overlapped)
     await jobs.cancel(pool, job_id=only.last_job_id)  # type: ignore[arg-type]
     await rewind(pool, "tick", 1)
     assert (await scheduler(pool).run_once()).fired == 1

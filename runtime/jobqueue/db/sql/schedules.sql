@@ -52,30 +52,33 @@ SELECT s.*, now() AS db_now FROM schedules s
 -- name: fire
 -- One fire time of one schedule, in one statement: compare-and-set on
 -- next_fire_at ($2, what the plan was made from), so a second reaper with
--- the same plan changes nothing; insert the job keyed by (schedule, fire
--- time) unless $3 is NULL (only advance) or the fire is refused; move
--- next_fire_at to $4. Refused, with the reason recorded on the schedule:
--- overlap (policy skip, the last fire's job unfinished), tenant_disabled,
--- backlog_full (the tenant has max_queued jobs queued, counted as the API
--- counts them, stopping at the cap). Scheduled jobs do not spend the
--- tenant's request rate (docs/design.md, invariant 13). No row: the
+-- the same plan changes nothing; move next_fire_at to $4. $3 NULL: only
+-- advance. Otherwise insert the job keyed by (schedule, fire time), unless
+-- a door a submission meets is shut (skip says which, and the schedule
+-- records it): overlap (policy skip and the last fire's job unfinished),
+-- tenant_disabled, or backlog_full (the tenant's queued jobs have reached
+-- max_queued, counted as the API counts them, up to the limit). The count
+-- is exact in the statement's snapshot; concurrent API submits may pass
+-- the cap by their number, as they may among themselves. No row: the
 -- schedule moved on (or was deleted) meanwhile.
 WITH s AS (
     SELECT * FROM schedules WHERE id = $1 AND next_fire_at = $2 FOR UPDATE
 ),
-busy AS (
-    SELECT 1 FROM s JOIN jobs j ON j.id = s.last_job_id
-     WHERE s.overlap = 'skip' AND j.status IN ('queued', 'leased', 'running')
-),
-refused AS (
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM busy) THEN 'overlap'
-                WHEN NOT t.enabled THEN 'tenant_disabled'
-                WHEN (SELECT count(*) FROM (SELECT 1 FROM jobs j
-                                             WHERE j.tenant_id = t.id AND j.status = 'queued'
-                                             LIMIT t.max_queued) q) >= t.max_queued
-                THEN 'backlog_full' END AS reason
+verdict AS (
+    SELECT CASE
+             WHEN $3::timestamptz IS NULL THEN NULL
+             WHEN s.overlap = 'skip' AND EXISTS (
+                 SELECT 1 FROM jobs j
+                  WHERE j.id = s.last_job_id AND j.status IN ('queued', 'leased', 'running'))
+               THEN 'overlap'
+             WHEN NOT t.enabled THEN 'tenant_disabled'
+             WHEN (SELECT count(*) FROM (
+                       SELECT 1 FROM jobs j
+                        WHERE j.tenant_id = s.tenant_id AND j.status = 'queued'
+                        LIMIT t.max_queued) q) >= t.max_queued
+               THEN 'backlog_full'
+           END AS skip
       FROM s JOIN tenants t ON t.id = s.tenant_id
-     WHERE $3::timestamptz IS NOT NULL
 ),
 ins AS (
     INSERT INTO jobs (tenant_id, queue, type, payload, priority, max_attempts,
@@ -84,9 +87,8 @@ ins AS (
            coalesce(s.max_attempts,
                     (SELECT q.default_max_attempts FROM queues q WHERE q.name = s.queue), 5),
            $5::text
-      FROM s
-     WHERE $3::timestamptz IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM refused r WHERE r.reason IS NOT NULL)
+      FROM s, verdict v
+     WHERE $3::timestamptz IS NOT NULL AND v.skip IS NULL
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 )
@@ -94,9 +96,9 @@ UPDATE schedules u
    SET next_fire_at = $4,
        last_fire_at = CASE WHEN EXISTS (SELECT 1 FROM ins) THEN $3 ELSE u.last_fire_at END,
        last_job_id = coalesce((SELECT id FROM ins), u.last_job_id),
-       last_skipped_at = CASE WHEN (SELECT reason FROM refused) IS NOT NULL THEN $3
-                              ELSE u.last_skipped_at END,
-       last_skip_reason = coalesce((SELECT reason FROM refused), u.last_skip_reason)
-  FROM s
+       last_skipped_at = CASE WHEN v.skip IS NULL THEN u.last_skipped_at ELSE $3 END,
+       last_skip_reason = coalesce(v.skip, u.last_skip_reason),
+       skipped_fires = u.skipped_fires + (v.skip IS NOT NULL)::int
+  FROM s, verdict v
  WHERE u.id = s.id
-RETURNING (SELECT id FROM ins) AS job_id, (SELECT reason FROM refused) AS skipped;
+RETURNING (SELECT id FROM ins) AS job_id, v.skip;
