@@ -250,3 +250,31 @@ async def test_a_jobqueue_deleted_with_its_secret_still_loses_its_schedules(
         return not cluster.exists("JobQueue", name, ns) and not await owned(pool, ns, name)
 
     await eventually(gone, timeout=30, what="the JobQueue and its schedules gone")
+
+
+async def test_a_refused_fire_shows_in_status(
+    running: Running, cluster: Cluster, ns: str, pool: db.Pool
+) -> None:
+    tenant = await factories.tenant(pool, f"full-{uuid.uuid4().hex[:6]}", max_queued=1)
+    await factories.submit(pool, tenant.id)  # the backlog is at its cap
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    cluster.create(jobqueue(name, ns, [{**NIGHTLY, "tenant": tenant.id}]))
+
+    async def synced() -> dict[str, Any] | None:
+        found = await owned(pool, ns, name)
+        return found or None
+
+    made = (await eventually(synced, what="the schedule in the database"))["nightly"]
+    await pool.execute("UPDATE schedules SET next_fire_at = now() - interval '1 minute'"
+                       " WHERE id = $1", made.id)
+    fired = await Scheduler(pool, grace_seconds=3600, batch=10, interval=1,
+                            log=obslog.get_logger("test")).run_once()
+    assert (fired.fired, fired.refused) == (0, 1)
+
+    def skipped() -> dict[str, Any] | None:
+        got = (status_schedules(cluster, name, ns) or [{}])[0]
+        return got if "lastSkipReason" in got else None
+
+    shown = await eventually(skipped, what="status.schedules[0].lastSkipReason")
+    assert (shown["lastSkipReason"], shown["skippedFires"]) == ("backlog_full", 1)
+    assert shown["lastSkipTime"].endswith("Z") and "lastFireTime" not in shown
