@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from jobqueue import errors
@@ -9,6 +10,24 @@ from jobqueue_operator.databases import Databases, redact
 from jobqueue_operator.kube import Kube
 from jobqueue_operator.settings import OperatorSettings
 from jobqueue_operator.status import DATABASE_UNAVAILABLE, Problem
+
+
+@dataclass
+class QueueMemo:
+    """One JobQueue's reconciles and finalizer, in this process.
+
+    `lock` makes a reconcile's database sync and the finalizer take turns,
+    and `deleting` stops syncs after the finalizer ran: kopf signals the
+    status daemon to stop but runs the deletion handler without waiting
+    for a reconcile in flight, which would write the schedules back.
+    `url` is the database of the last reconcile: the finalizer still finds
+    it when the Secret was deleted first (a namespace being deleted). Memory
+    only, since it holds a password; a restart refills it on resume.
+    """
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    deleting: bool = False
+    url: str | None = None
 
 
 @dataclass
@@ -21,6 +40,11 @@ class Context:
     # Child uid -> metadata.generation after our last apply: a watch event
     # with a newer generation means someone else changed the child's spec.
     applied_generations: dict[str, int] = field(default_factory=dict)
+    # JobQueue uid -> what its reconciles and its finalizer share.
+    queues: dict[str, QueueMemo] = field(default_factory=dict)
+
+    def queue(self, uid: str) -> QueueMemo:
+        return self.queues.setdefault(uid, QueueMemo())
 
     async def close(self) -> None:
         await self.databases.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -217,27 +218,41 @@ async def jobqueue_status(
 
 @kopf.on.delete(G, V, "jobqueues")
 async def jobqueue_deleted(
-    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, runtime: timedelta, **_: Any
 ) -> None:
-    """A deleted JobQueue's schedules stop firing and its limits go: its
-    finalizer stays until both are deleted from its database, retried while
-    that database is unreachable. A database that refuses us (gone, or its
-    credentials) would refuse forever: the deletion goes ahead with a
-    warning (an Event)."""
+    """Remove the rows the JobQueue declared in its database (its schedules
+    and limits: queue_rows) before it goes. kopf's finalizer holds the deletion while
+    the database is unreachable, up to `cleanup_timeout_seconds`; after
+    that, or when no database is known or it refuses us, the JobQueue goes
+    and a warning (an Event on it) says what stayed."""
     ctx: Context = memo.ctx
+    meta = body.metadata
     try:
         done = await queue_reconciler.finalize(
-            ctx, name=body.metadata.name or "", namespace=body.metadata.namespace,
+            ctx, name=meta.name or "", namespace=meta.namespace, uid=meta.uid or "",
             spec=dict(body.spec),
         )
     except errors.DatabaseUnavailable as exc:
-        raise kopf.TemporaryError(str(exc), delay=ctx.settings.retry_seconds) from None
-    except errors.JobQueueError as exc:
-        logger.warning("schedules or limits of the deleted JobQueue not removed: %s", exc)
+        if runtime.total_seconds() < ctx.settings.cleanup_timeout_seconds:
+            raise kopf.TemporaryError(str(exc), delay=ctx.settings.retry_seconds) from None
+        logger.warning("gave up removing this JobQueue's schedules and limits from its "
+                       "database: %s", exc)
         return
-    if not done:
-        logger.warning("schedules or limits of the deleted JobQueue not removed: "
-                       "no database known")
+    except errors.DatabaseRefused as exc:
+        logger.warning("this JobQueue's schedules and limits were not removed from its "
+                       "database: %s", exc)
+        return
+    if done.removed is None:
+        logger.warning("this JobQueue's schedules and limits were not removed (no database "
+                       "known): %s", done.reason)
+        return
+    logger.info("removed from the queue's database: %s", done.removed)
+
+
+@kopf.on.event(G, V, "jobqueues")
+async def jobqueue_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") == "DELETED":
+        queue_reconciler.forget_memo(memo.ctx, body.metadata.uid or "")
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})

@@ -62,6 +62,6 @@ async def sync(pool: Pool, *, owner: str, queue: str, wanted: Sequence[LimitSpec
     return Synced(await limits.list_limits(pool, queue=None, owner=owner), failed)
 
 
-async def forget(pool: Pool, *, owner: str) -> None:
-    """The JobQueue is gone: so are its limits."""
-    await limits.delete_undeclared(pool, owner=owner, keep=[])
+async def forget(pool: Pool, owner: str) -> int:
+    """The JobQueue is gone: so are its limits; how many went. A step of queue_rows."""
+    return len(await limits.delete_undeclared(pool, owner=owner, keep=[]))

@@ -8,7 +8,8 @@ the queue's database, which submission reads; the row is written only when
 it differs. The worker Deployment's replicas, ready replicas and the
 autoscaler's maximum go to queue_replicas on every reconcile (the status
 timer's too), for the dashboard. Its schedules (spec.schedules) are synced there too
-(schedule_sync), and status shows each one's next and last fire time.
+(schedule_sync), and status shows each one's next and last fire time;
+`finalize` removes them when the JobQueue is deleted (queue_rows).
 Ready means the children were accepted by the apiserver and the queue's
 database took the defaults and schedules; pods may still be starting.
 Its execution limits (spec.limits) are synced the same way (limit_sync).
@@ -25,7 +26,14 @@ from pydantic import ValidationError
 from jobqueue import errors
 from jobqueue.db import Pool, dashboard, queues, stats
 from jobqueue.models import DepthRow
-from jobqueue_operator import autoscaler_builders, builders, limit_sync, models, schedule_sync
+from jobqueue_operator import (
+    autoscaler_builders,
+    builders,
+    limit_sync,
+    models,
+    queue_rows,
+    schedule_sync,
+)
 from jobqueue_operator import status as st
 from jobqueue_operator.context import Context, database_problem
 from jobqueue_operator.kube import KubeError, Manifest
@@ -189,27 +197,55 @@ async def _database(
     return DatabaseState(st.Depth.of(rows), schedule_sync.status_of(synced.schedules), problem)
 
 
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    removed: dict[str, int] | None  # rows removed by kind; None: no database known
+    reason: str = ""  # why none could be removed
+
+
 async def finalize(
-    ctx: Context, *, name: str, namespace: str | None, spec: dict[str, Any]
-) -> bool:
-    """The JobQueue is being deleted: delete its schedules and limits from
-    its database (the jobs they fired stay). The database is the one its
-    Secret names; with the Secret gone too (a namespace being deleted takes
-    both at once), the operator's own. False when there is neither: nothing
-    to delete from. DatabaseUnavailable (and DatabaseRefused) pass to the
-    handler."""
-    parsed = parse(spec)
-    url: str | None = None
-    if isinstance(parsed, models.JobQueueSpec):
-        found = await database_url(ctx, namespace, parsed)
-        url = found if isinstance(found, str) else None
-    url = url or ctx.dsn
-    if url is None:
-        return False
+    ctx: Context, *, name: str, namespace: str | None, uid: str, spec: dict[str, Any]
+) -> Forgotten:
+    """The JobQueue is being deleted: remove the rows it declared (queue_rows).
+
+    From the database its Secret names or, when that Secret is gone already
+    (deleting a namespace deletes its Secrets too) or the spec no longer
+    parses, the one this operator last reconciled it against, else the
+    operator's own (after a restart, with the Secret gone: often the same
+    database, and only this owner's rows go). Raises what the database call
+    raises (DatabaseUnavailable: kopf retries)."""
     owner = schedule_sync.owner_of(namespace, name)
-    await ctx.databases.run(url, lambda pool: schedule_sync.forget(pool, owner=owner))
-    await ctx.databases.run(url, lambda pool: limit_sync.forget(pool, owner=owner))
-    return True
+    parsed = parse(spec)
+    url = (await database_url(ctx, namespace, parsed)
+           if isinstance(parsed, models.JobQueueSpec) else parsed)
+    memo = ctx.queue(uid)
+    if isinstance(url, st.Problem):
+        fallback = memo.url or ctx.dsn
+        if fallback is None:
+            return Forgotten(None, url.message)
+        url = fallback
+    async with memo.lock:
+        memo.deleting = True
+        removed = await ctx.databases.run(url, lambda pool: queue_rows.forget(pool, owner=owner))
+    return Forgotten(removed)
+
+
+def forget_memo(ctx: Context, uid: str) -> None:
+    """The JobQueue is gone from the apiserver: nothing will reconcile it."""
+    ctx.queues.pop(uid, None)
+
+
+async def _synced(
+    ctx: Context, uid: str, url: str, spec: models.JobQueueSpec, *, name: str,
+    namespace: str | None, applied: Applied | None,
+) -> DatabaseState:
+    memo = ctx.queue(uid)
+    async with memo.lock:
+        if memo.deleting:
+            return DatabaseState()  # the finalizer removed its rows: write none back
+        memo.url = url
+        return await _database(ctx, url, spec, name=name, namespace=namespace,
+                               applied=applied)
 
 
 async def reconcile(
@@ -243,8 +279,8 @@ async def reconcile(
         if isinstance(url, st.Problem):
             problem = problem or url
         else:
-            state = await _database(ctx, url, parsed, name=name, namespace=namespace,
-                                    applied=applied)
+            state = await _synced(ctx, uid, url, parsed, name=name, namespace=namespace,
+                                  applied=applied)
             problem = problem or state.problem
     status = st.jobqueue_status(
         generation=generation,

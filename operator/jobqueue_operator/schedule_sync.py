@@ -72,9 +72,10 @@ async def sync(
     return Synced(await schedules.list_schedules(pool, tenant_id=None, owner=owner), failed)
 
 
-async def forget(pool: Pool, *, owner: str) -> None:
-    """The JobQueue is gone: so are its schedules (jobs they fired stay)."""
-    await schedules.delete_undeclared(pool, owner=owner, keep=[])
+async def forget(pool: Pool, owner: str) -> int:
+    """The JobQueue is gone: so are its schedules (jobs they fired stay);
+    how many went. A step of queue_rows."""
+    return len(await schedules.delete_undeclared(pool, owner=owner, keep=[]))
 
 
 def status_of(found: Sequence[Schedule]) -> list[dict[str, Any]]:

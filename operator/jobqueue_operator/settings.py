@@ -27,6 +27,9 @@ class OperatorSettings(BaseSettings):
     # A change handler that could not finish (database down, Secret missing)
     # runs again after this long; kopf keeps retrying, the pod never crashes.
     retry_seconds: float = Field(10.0, gt=0)
+    # A JobQueue being deleted waits this long at most for its database to
+    # answer (its schedules are removed there); then it goes, with a warning.
+    cleanup_timeout_seconds: float = Field(300.0, gt=0)
     # Every database call gives up after this, so a black-holed connection
     # turns into DatabaseUnavailable instead of a hung handler.
     db_timeout_seconds: float = Field(5.0, gt=0)
