@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from structlog.testing import capture_logs
 
 from jobqueue import db, errors
 from jobqueue.db import jobs, leases, ratelimit, schedules, tenants
@@ -45,7 +46,8 @@ async def test_a_full_backlog_refuses_fires_records_them_and_does_not_retry(
     await rewind(pool, "tick", 9)
     s = scheduler(pool)
     before = counted("backlog_full")
-    first = await s.run_once()
+    with capture_logs() as logged:
+        first = await s.run_once()
     due = await fire_times_due(pool, 9)
     # Two fit under the cap; every later fire time is refused and dropped.
     assert first.fired == 2 and first.refused in (due - 2, due - 1)
@@ -58,8 +60,12 @@ async def test_a_full_backlog_refuses_fires_records_them_and_does_not_retry(
     assert row.last_skipped_at > row.last_fire_at
     assert row.next_fire_at > await pool.fetchval("SELECT now()")
     # Not retried: the next pass has nothing due (or one new minute, refused).
-    again = await s.run_once()
+    with capture_logs() as logged_again:
+        again = await s.run_once()
     assert again.fired == 0 and again.refused <= 1
+    # Said once when the refusals start, not at every fire time or pass.
+    warned = [e for e in logged + logged_again if e["event"].startswith("schedule fire refused")]
+    assert [(e["log_level"], e["reason"]) for e in warned] == [("warning", "backlog_full")]
     assert await queued(pool, t.id) == 5
     # The API's door agrees: the backlog is full.
     with pytest.raises(errors.QuotaExceeded):
