@@ -24,8 +24,14 @@ from jobqueue.models import NewJob
 _LEGACY_MAX_ATTEMPTS = 5
 
 
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# builds a new encoder on every call, which was half of a fingerprint's cost;
+# this one is built once and writes the same text.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def fingerprint(job: NewJob) -> str:
-    canonical = json.dumps(
+    canonical = _CANONICAL.encode(
         {
             "type": job.type,
             "data": job.data,
@@ -34,10 +40,7 @@ def fingerprint(job: NewJob) -> str:
             "max_attempts": job.max_attempts,
             "timeout_seconds": job.timeout_seconds,
             "run_at": job.run_at.isoformat() if job.run_at else None,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        }
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

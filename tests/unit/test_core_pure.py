@@ -57,6 +57,17 @@ def test_fingerprint_ignores_key_order_and_trace_but_not_content() -> None:
     assert fingerprint(a) != fingerprint(later)
 
 
+def test_fingerprints_are_the_ones_stored_by_earlier_versions() -> None:
+    # A replay compares with a fingerprint written by whichever version
+    # accepted the first request: the text that is hashed never changes.
+    job = NewJob(type="t", data={"b": [1, 2.5, None], "a": "\u00e9\u2028"}, queue="q",
+                 priority=Priority.HIGH, max_attempts=3, timeout_seconds=60,
+                 run_at=datetime(2030, 1, 1, tzinfo=UTC))
+    assert fingerprint(job) == "8beed51117b89413a00c7f3017c53a0e2731125bcfd8b76cb1ff3e3b7ff4e56e"
+    assert fingerprint(NewJob(type="t")) == (
+        "f3afa46dbab1c53bb4bb206484801c2564f8ed1684ba40e9888bc702e9def1ab")
+
+
 def test_an_omitted_max_attempts_is_fingerprinted_as_omitted() -> None:
     omitted = NewJob(type="t", data={"x": 1})
     assert omitted.max_attempts is None

@@ -108,7 +108,9 @@ async def submit_many(
     if any(j.unique is not None for j in jobs):
         # Each needs its own lock and check; one at a time keeps them exact.
         raise errors.InvalidInput("unique jobs cannot be submitted in a batch; submit each alone")
-    fps = [idempotency.fingerprint(j) for j in jobs]
+    # Only a key is ever compared with its fingerprint: a keyless job of a
+    # batch stores none and skips the canonical encoding and the hash.
+    fps = [None if j.idempotency_key is None else idempotency.fingerprint(j) for j in jobs]
     inserted = await conn.fetch(
         Q["submit_many"],
         tenant_id,
@@ -123,43 +125,64 @@ async def submit_many(
         [j.run_at for j in jobs],
         [j.trace_context for j in jobs],
     )
-    out: list[Submitted | errors.IdempotencyConflict | None] = [None] * len(jobs)
-    new_by_key: dict[str, Record] = {}
+    new_by_key = {r["idempotency_key"]: r for r in inserted if r["idempotency_key"] is not None}
     keyless = iter([r for r in inserted if r["idempotency_key"] is None])
-    for r in inserted:
-        if r["idempotency_key"] is not None:
-            new_by_key[r["idempotency_key"]] = r
-    for i, j in enumerate(jobs):
-        if j.idempotency_key is None:
-            out[i] = Submitted(job=rows.job(next(keyless)), replayed=False)
-    missing = [j.idempotency_key for j in jobs if j.idempotency_key is not None]
-    existing: dict[str, Record] = {}
-    lookups = [k for k in missing if k not in new_by_key]
-    if lookups:
-        for _ in range(3):
-            existing = {
-                r["idempotency_key"]: r
-                for r in await conn.fetch(Q["find_by_keys"], tenant_id, lookups)
-            }
-            if len(existing) == len(set(lookups)):
-                break
-    first_use: set[str] = set()
-    for i, j in enumerate(jobs):
+    existing = await _existing(conn, tenant_id, jobs, new_by_key)
+    out: list[Submitted | errors.IdempotencyConflict] = []
+    made: dict[str, Job] = {}  # the jobs this batch inserted, by key
+    for j, fp in zip(jobs, fps, strict=True):
         key = j.idempotency_key
         if key is None:
-            continue
-        if key in new_by_key and key not in first_use:
-            first_use.add(key)
-            out[i] = Submitted(job=rows.job(new_by_key[key]), replayed=False)
-            continue
-        r = new_by_key.get(key) or existing.get(key)
-        if r is None:
-            raise errors.DatabaseUnavailable(f"idempotency key {key!r} did not settle")
-        try:
-            out[i] = _check_replay(rows.job(r), r["request_fingerprint"], j, fps[i])
-        except errors.IdempotencyConflict as exc:
-            out[i] = exc
-    return [o for o in out if o is not None]
+            out.append(Submitted(job=rows.inserted(next(keyless), tenant_id, j), replayed=False))
+        elif key in new_by_key and key not in made:
+            # The first item with a key is the one inserted (input order).
+            made[key] = rows.inserted(new_by_key[key], tenant_id, j)
+            out.append(Submitted(job=made[key], replayed=False))
+        else:
+            assert fp is not None
+            out.append(_replay(key, new_by_key, made, existing, j, fp))
+    return out
+
+
+async def _existing(
+    conn: Executor, tenant_id: TenantId, jobs: Sequence[NewJob], new_by_key: dict[str, Record]
+) -> dict[str, Record]:
+    """The stored rows of the batch's keys that it did not insert."""
+    lookups = {j.idempotency_key for j in jobs if j.idempotency_key is not None}
+    lookups -= new_by_key.keys()
+    existing: dict[str, Record] = {}
+    for _ in range(3 if lookups else 0):
+        # A key whose first insert committed after the batch's snapshot is
+        # seen by the next statement.
+        existing = {
+            r["idempotency_key"]: r
+            for r in await conn.fetch(Q["find_by_keys"], tenant_id, list(lookups))
+        }
+        if len(existing) == len(lookups):
+            break
+    return existing
+
+
+def _replay(
+    key: str,
+    new_by_key: dict[str, Record],
+    made: dict[str, Job],
+    existing: dict[str, Record],
+    job: NewJob,
+    fp: str,
+) -> Submitted | errors.IdempotencyConflict:
+    """A keyed item that was not inserted: the replay of the job its key
+    has (made earlier in this batch, or before it), or a conflict with it."""
+    if key in made:
+        found, stored_fp = made[key], new_by_key[key]["request_fingerprint"]
+    elif (r := existing.get(key)) is not None:
+        found, stored_fp = rows.job(r), r["request_fingerprint"]
+    else:
+        raise errors.DatabaseUnavailable(f"idempotency key {key!r} did not settle")
+    try:
+        return _check_replay(found, stored_fp, job, fp)
+    except errors.IdempotencyConflict as exc:
+        return exc
 
 
 @translate

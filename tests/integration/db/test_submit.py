@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
 from jobqueue import db, errors
-from jobqueue.db import jobs
-from jobqueue.models import JobStatus, NewJob, Priority
+from jobqueue.db import jobs, queues
+from jobqueue.models import JobStatus, NewJob, Priority, Submitted
 from tests import factories
 
 
@@ -81,6 +82,28 @@ async def test_batch_reports_per_item_new_replay_and_conflict(pool: db.Pool) -> 
     assert isinstance(r3, type(existing)) and r3.replayed and r3.job.id == r2.job.id
     assert isinstance(r4, type(existing)) and not r4.replayed
     assert (await jobs.list_jobs(pool, tenant_id=t.id)).total == 3
+
+
+async def test_batch_results_are_the_stored_jobs(pool: db.Pool) -> None:
+    # submit_many builds its results from the request and the few columns
+    # the insert returns: they must be what a read finds.
+    t = await factories.tenant(pool)
+    await queues.configure(pool, queue="q7", default_max_attempts=7)
+    batch = [
+        NewJob(type="echo", data={"b": [1, 2.5, None], "a": "x"}, idempotency_key="k1"),
+        NewJob(type="echo", data=[1, {"z": 1e16}], queue="q7", priority=Priority.HIGH,
+               timeout_seconds=60, trace_context={"traceparent": "00-" + "1" * 32 + "-"
+                                                   + "2" * 16 + "-01"}),
+        NewJob(type="echo", data="s", max_attempts=2,
+               run_at=datetime(2030, 1, 1, tzinfo=UTC), idempotency_key="k2"),
+        NewJob(type="echo", data={"b": [1, 2.5, None], "a": "x"}, idempotency_key="k1"),
+    ]
+    out = await jobs.submit_many(pool, tenant_id=t.id, jobs=batch)
+    for r in out:
+        assert isinstance(r, Submitted)
+        assert r.job == await jobs.get(pool, job_id=r.job.id)
+    assert [r.job.max_attempts for r in out if isinstance(r, Submitted)] == [5, 7, 2, 5]
+    assert [r.replayed for r in out if isinstance(r, Submitted)] == [False, False, False, True]
 
 
 async def test_full_backlog_refuses_new_jobs_but_answers_replays(pool: db.Pool) -> None:

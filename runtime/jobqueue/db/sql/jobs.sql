@@ -23,7 +23,9 @@ SELECT false AS inserted, j.* FROM jobs j
 
 -- name: submit_many
 -- One statement for a whole batch. Rows whose key already exists come back
--- through find_by_keys. Returns the inserted rows with their input ordinal.
+-- through find_by_keys. Returns, in input order, only what the database
+-- chose for each inserted row (rows.inserted builds the job from the
+-- request): decoding whole rows back cost more than the insert.
 -- Payloads travel as JSON text: asyncpg would read a list payload inside a
 -- jsonb[] parameter as one more array dimension. A NULL max_attempts takes
 -- the queue's default, else 5, as in submit.
@@ -40,7 +42,8 @@ SELECT $1, b.queue, b.type, b.payload::jsonb, b.priority,
   LEFT JOIN queues q ON q.name = b.queue
  ORDER BY b.ord
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *;
+RETURNING id, seq, idempotency_key, request_fingerprint, max_attempts, scheduled_at,
+          created_at, updated_at;
 
 -- name: find_by_keys
 SELECT * FROM jobs WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]);
