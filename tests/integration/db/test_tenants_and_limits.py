@@ -68,6 +68,26 @@ async def test_rate_limit_is_exact_under_concurrency(pool: db.Pool) -> None:
     assert sum(d.allowed for d in decisions) == 20
 
 
+async def test_rate_limit_commits_asynchronously_in_its_own_transaction_only(
+    pool: db.Pool,
+) -> None:
+    # Its row is every request's: a WAL flush per take serialized a tenant's
+    # requests behind the disk. The setting must not outlive the take.
+    t = await factories.tenant(pool, rate_per_minute=600, rate_burst=10)
+    async with pool.acquire() as conn:
+        # The test server runs with it off (no fsync); this session with it on.
+        await conn.execute("SET synchronous_commit = on")
+        try:
+            async with conn.transaction():
+                assert (await ratelimit.take(conn, tenant_id=t.id)).allowed
+                assert await conn.fetchval("SHOW synchronous_commit") == "off"
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+            assert (await ratelimit.take(conn, tenant_id=t.id)).allowed
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        finally:
+            await conn.execute("RESET synchronous_commit")
+
+
 async def test_one_leader_at_a_time_and_takeover_after_expiry(pool: db.Pool) -> None:
     a = await leaders.acquire_or_renew(pool, name="reaper", candidate="a", lease_seconds=30)
     b = await leaders.acquire_or_renew(pool, name="reaper", candidate="b", lease_seconds=30)
