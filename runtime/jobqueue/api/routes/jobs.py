@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -74,10 +75,14 @@ def _tenant(access: Access) -> Tenant:
     return access.tenant
 
 
+# Built once: json.dumps with options builds a new encoder per call, a
+# noticeable share of a 1,000-job batch.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _check_payload(data: Any, limit: int, where: str = "data") -> None:
     try:
-        encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        size = len(encoded.encode())
+        size = len(_COMPACT.encode(data).encode())
     except (ValueError, UnicodeEncodeError, RecursionError) as exc:
         raise errors.InvalidJob(f"{where} is not storable JSON: {exc}") from None
     if size > limit:
@@ -113,6 +118,15 @@ def _incoming_trace(request: Request) -> dict[str, str] | None:
 def _count(tenant: Tenant, submitted: Submitted) -> None:
     if not submitted.replayed and not submitted.duplicate:
         metrics.JOBS_SUBMITTED.labels(tenant.id, submitted.job.priority.name.lower()).inc()
+
+
+def _count_batch(tenant: Tenant, results: list[Submitted | errors.IdempotencyConflict]) -> None:
+    # One labels() lookup per priority, not per job.
+    made = Counter(
+        r.job.priority for r in results if isinstance(r, Submitted) and not r.replayed
+    )
+    for priority, n in made.items():
+        metrics.JOBS_SUBMITTED.labels(tenant.id, priority.name.lower()).inc(n)
 
 
 @router.post(
@@ -210,9 +224,9 @@ async def submit_batch(
             err = ErrorOut(error="idempotency_conflict", detail=str(r))
             out.append(BatchItemOut(index=i, outcome="conflict", error=err))
             continue
-        _count(tenant, r)
         outcome = "replayed" if r.replayed else "created"
         out.append(BatchItemOut(index=i, outcome=outcome, job=JobOut.of(r.job)))
+    _count_batch(tenant, results)
     created = sum(1 for o in out if o.outcome == "created")
     rt.backlog.accepted(tenant.id, created)
     return BatchOut(
