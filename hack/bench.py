@@ -117,9 +117,8 @@ async def unfinished(pool: db.Pool) -> bool:
     # Not stats.depth: it counts every queued job, so polling it cost the
     # server ~100 ms a call at 200,000 queued (5 ms at 20,000), and the
     # drain's server CPU per job grew with the backlog for the harness's
-    # sake. This stops at the first unfinished job.
-    # Each EXISTS matches a partial index's predicate (jobs_ready,
-    # jobs_active_expiry): an index probe, however long the history.
+    # sake. Each EXISTS matches a partial index's predicate (jobs_ready,
+    # jobs_active_expiry) and stops at the first unfinished job.
     return bool(await pool.fetchval(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued')"
         " OR EXISTS (SELECT 1 FROM jobs WHERE status IN ('leased', 'running'))"))
