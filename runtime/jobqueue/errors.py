@@ -15,6 +15,13 @@ class DatabaseUnavailable(JobQueueError):
     """The database cannot be reached right now; retry with backoff."""
 
 
+class StatementConflict(DatabaseUnavailable):
+    """The server aborted a statement to break a deadlock or a serialization
+    conflict with another transaction. Nothing was changed, and the same
+    statement may succeed at once: every caller that retries an outage
+    retries this too."""
+
+
 class DatabaseRefused(JobQueueError):
     """The database answered but refuses to serve: a wrong password, no such
     database, a schema not migrated. Retrying does not help until a person

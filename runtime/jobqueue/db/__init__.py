@@ -102,6 +102,8 @@ def translate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             # payload included, and errors never carry payloads.
             message = getattr(exc, "message", None) or str(exc).split("\n", 1)[0]
             raise errors.ConstraintViolation(message) from exc
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            raise errors.StatementConflict(f"{type(exc).__name__}: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise errors.DatabaseUnavailable(
                 f"database unavailable: {type(exc).__name__}: {exc}"

@@ -39,8 +39,14 @@ async def lease(
     return leases
 
 
+# Batch statements below lock their jobs in the order of their arrays, so
+# every batch goes in job-id order: a heartbeat and an ack of one worker in
+# two orders deadlocked under load; one order leaves no circle to wait in.
+
+
 def _ids_tokens(held: Sequence[tuple[JobId, LeaseToken]]) -> tuple[list[JobId], list[LeaseToken]]:
-    return [h[0] for h in held], [h[1] for h in held]
+    ordered = sorted(held, key=lambda h: h[0])
+    return [h[0] for h in ordered], [h[1] for h in ordered]
 
 
 @translate
@@ -73,6 +79,7 @@ async def ack(
     """
     if not done:
         return []
+    done = sorted(done, key=lambda d: d[0])
     results = [None if d[2] is None else jsontext.dumps_storable(d[2]) for d in done]
     found = await conn.fetch(Q["ack"], [d[0] for d in done], [d[1] for d in done], results)
     return [rows.transition(r) for r in found]
@@ -101,6 +108,7 @@ async def fail_many(conn: Executor, *, failed: Sequence[Failure]) -> list[Transi
     surrogates become U+FFFD) and cut to 4,000 characters."""
     if not failed:
         return []
+    failed = sorted(failed, key=lambda f: f.job_id)
     found = await conn.fetch(
         Q["fail"],
         [f.job_id for f in failed],
@@ -149,6 +157,7 @@ async def progress(
     storable and cut to 200 characters (the column's bound)."""
     if not reports:
         return set()
+    reports = sorted(reports, key=lambda r: r[0])
     found = await conn.fetch(
         Q["progress"],
         [r[0] for r in reports],
