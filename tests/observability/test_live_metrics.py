@@ -104,9 +104,16 @@ async def test_api_and_worker_metrics_move_while_jobs_run(
                 return value(r, "lease_expired_total", tenant_id=t) == 1
 
             await eventually(reaped, what="one expired lease")
+
+            async def depth_refreshed() -> bool:
+                # The depth gauge has its own refresh interval: it may not
+                # have run since the rescue.
+                _, r = await procs.scrape(reaper)  # type: ignore[union-attr]
+                return value(r, "job_queue_depth", tenant_id=t, queue="expiring") == 1
+
+            await eventually(depth_refreshed, what="the requeued job in the depth gauge")
             rtext, r = await procs.scrape(reaper)
             assert value(r, "jobs_completed_total", tenant_id=t, status="dlq") == 0  # requeued
-            assert value(r, "job_queue_depth", tenant_id=t, queue="expiring") == 1
             # Cancelled is an outcome too; the API that cancelled counts it.
             cancel = await client.post(f"/v1/jobs/{held.job_id}/cancel")
             assert cancel.status_code == 200, cancel.text
