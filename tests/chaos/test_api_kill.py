@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from jobqueue import db
+from jobqueue.db import queries
 from jobqueue.models import TenantId
 from tests.support.api import bearer, start_api, tenant_with_key, token
 from tests.support.procs import Proc
@@ -31,6 +32,7 @@ BATCH = 2000
 # Where in the request the API dies: mid-body, mid-INSERT, or N s after the body.
 KILLS: list[str | float] = ["body", "insert", 0.0, 0.2, 0.5, 1.0]
 
+SUBMIT_MANY = queries.load("jobs")["submit_many"]
 API_BACKENDS = "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = "\
     "'jobqueue-api' AND pid <> pg_backend_pid()"
 
@@ -46,8 +48,9 @@ def request_bytes(api: Proc, access: str, body: bytes) -> tuple[bytes, bytes]:
 async def batch_insert_running(admin: db.Executor) -> int | None:
     """The backend pid running the batch's INSERT, if one is right now."""
     for r in await admin.fetch(API_BACKENDS):
-        if r["state"] == "active" and "INSERT INTO jobs" in r["query"] \
-                and "ORDINALITY" in r["query"]:
+        # pg_stat_activity keeps only the first track_activity_query_size
+        # bytes (1 kB) of a statement: compare its start.
+        if r["state"] == "active" and r["query"][:500] == SUBMIT_MANY[:500]:
             return int(r["pid"])
     return None
 
