@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from jobqueue import db
+from jobqueue.embedded import free_port
 from tests.conftest import PgServer, create_database, drop_database
 from tests.envtest import ControlPlane, MissingTestbinError, find_testbin
-from tests.operator.harness import ROOT, Cluster, Running
+from tests.operator.harness import ROOT, Cluster, Running, operator_running
 
 Helm = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -49,6 +50,14 @@ async def op_database(pg_server: PgServer, template_db: str) -> AsyncIterator[st
     name = await create_database(pg_server, template_db)
     yield pg_server.dsn_for(name)
     await drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
+    """One operator per module, on the module's database, metrics on a free port
+    (a module with other needs defines its own)."""
+    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as r:
+        yield r
 
 
 @pytest.fixture

@@ -274,6 +274,13 @@ def unique(prefix: str = "q") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def database_namespace(cluster: Cluster, running: Running, prefix: str) -> str:
+    """A new namespace whose default database Secret points at `running`'s database."""
+    namespace = cluster.namespace(prefix)
+    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
+    return namespace
+
+
 def jobqueue(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     spec.setdefault("image", IMAGE)
     return {

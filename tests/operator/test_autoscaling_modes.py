@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,16 @@ from kubernetes.client.exceptions import ApiException
 
 from jobqueue import db
 from jobqueue.db import jobs
-from jobqueue.embedded import free_port
 from jobqueue.models import NewJob
 from tests import factories
-from tests.envtest import ControlPlane
 from tests.operator.harness import (
     Cluster,
     Running,
+    database_namespace,
     deployment,
     eventually,
     external_metric,
     jobqueue,
-    operator_running,
     raw,
     unique,
     until_ready,
@@ -43,16 +40,8 @@ EXTRA_CRDS = [Path(__file__).parent / "crds" / "keda"]
 
 
 @pytest.fixture(scope="module")
-def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as r:
-        yield r
-
-
-@pytest.fixture(scope="module")
 def ns(cluster: Cluster, running: Running) -> str:
-    namespace = cluster.namespace("jq-modes")
-    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
-    return namespace
+    return database_namespace(cluster, running, "jq-modes")
 
 
 def keda(cluster: Cluster, kind: str, name: str, ns: str) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ invariant 14)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,12 +13,16 @@ from kubernetes.client.exceptions import ApiException
 
 from jobqueue import db
 from jobqueue.db import leases, limits
-from jobqueue.embedded import free_port
 from jobqueue.limits import Limit, LimitSpec, Per, Rate
 from jobqueue.models import WorkerId
 from tests import factories
-from tests.envtest import ControlPlane
-from tests.operator.harness import Cluster, Running, eventually, operator_running
+from tests.operator import harness
+from tests.operator.harness import (
+    Cluster,
+    Running,
+    database_namespace,
+    eventually,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,22 +32,12 @@ WHOLE = {"name": "whole", "maxConcurrent": 50}
 
 
 @pytest.fixture(scope="module")
-def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as r:
-        yield r
-
-
-@pytest.fixture(scope="module")
 def ns(cluster: Cluster, running: Running) -> str:
-    namespace = cluster.namespace("jq-limits")
-    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
-    return namespace
+    return database_namespace(cluster, running, "jq-limits")
 
 
 def jobqueue(name: str, namespace: str, declared: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "jobqueue.dev/v1alpha1", "kind": "JobQueue",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"image": "registry.example/jobqueue:1.0", "limits": declared}}
+    return harness.jobqueue(name, namespace, limits=declared)
 
 
 async def owned(pool: db.Pool, ns: str, name: str) -> dict[str, Limit]:

@@ -15,7 +15,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,12 @@ from tests.operator.harness import (
     IMAGE,
     Cluster,
     Running,
+    database_namespace,
     deployment,
     env_of,
     eventually,
     external_metric,
     jobqueue,
-    operator_running,
     raw,
     service_account_kubeconfig,
     unique,
@@ -57,17 +56,9 @@ LABELS = (
 
 
 @pytest.fixture(scope="module")
-def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def ns(cluster: Cluster, running: Running) -> str:
     """A namespace for JobQueues, with the default database Secret pointing at our database."""
-    namespace = cluster.namespace("jq-queues")
-    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
-    return namespace
+    return database_namespace(cluster, running, "jq-queues")
 
 
 async def test_a_jobqueue_gets_workers_a_reaper_and_exactly_the_rbac_it_needs(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,17 @@ from kubernetes.client.exceptions import ApiException
 
 from jobqueue import db
 from jobqueue.db import schedules
-from jobqueue.embedded import free_port
 from jobqueue.models import TenantId
 from jobqueue.observability import logging as obslog
 from jobqueue.reaper.scheduler import Scheduler
 from tests import factories
-from tests.envtest import ControlPlane
-from tests.operator.harness import Cluster, Running, eventually, operator_running
+from tests.operator import harness
+from tests.operator.harness import (
+    Cluster,
+    Running,
+    database_namespace,
+    eventually,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,15 +37,8 @@ HOURLY = {"name": "hourly", "tenant": "acme", "cron": "0 * * * *", "type": "swee
 
 
 @pytest.fixture(scope="module")
-def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as r:
-        yield r
-
-
-@pytest.fixture(scope="module")
 def ns(cluster: Cluster, running: Running) -> str:
-    namespace = cluster.namespace("jq-sched")
-    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
+    namespace = database_namespace(cluster, running, "jq-sched")
     # Through the operator's proxy, so a test can cut this database off.
     cluster.secret(namespace, "via-proxy", {"url": running.proxy.dsn_via(running.dsn)})
     return namespace
@@ -58,10 +54,8 @@ async def acme(pool: db.Pool) -> TenantId:
 def jobqueue(
     name: str, namespace: str, scheds: list[dict[str, Any]], secret: str = "jobqueue-database"
 ) -> dict[str, Any]:
-    return {"apiVersion": "jobqueue.dev/v1alpha1", "kind": "JobQueue",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"image": "registry.example/jobqueue:1.0", "schedules": scheds,
-                     "databaseSecretRef": {"name": secret, "key": "url"}}}
+    return harness.jobqueue(name, namespace, schedules=scheds,
+                            databaseSecretRef={"name": secret, "key": "url"})
 
 
 def status_schedules(cluster: Cluster, name: str, ns: str) -> list[dict[str, Any]] | None:

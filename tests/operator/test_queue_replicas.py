@@ -7,21 +7,17 @@ the test, as the deployment controller would."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes import client
 
 from jobqueue import db
 from jobqueue.db import dashboard
-from jobqueue.embedded import free_port
-from tests.envtest import ControlPlane
 from tests.operator.harness import (
     Cluster,
     Running,
+    database_namespace,
     eventually,
     jobqueue,
-    operator_running,
     unique,
     until_ready,
 )
@@ -30,16 +26,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def running(control_plane: ControlPlane, cluster: Cluster, op_database: str) -> Iterator[Running]:
-    with operator_running(control_plane, cluster, op_database, metrics_port=free_port()) as r:
-        yield r
-
-
-@pytest.fixture(scope="module")
 def ns(cluster: Cluster, running: Running) -> str:
-    namespace = cluster.namespace("jq-replicas")
-    cluster.secret(namespace, "jobqueue-database", {"url": running.dsn})
-    return namespace
+    return database_namespace(cluster, running, "jq-replicas")
 
 
 def _pods(cluster: Cluster, name: str, ns: str, replicas: int, ready: int) -> None:
